@@ -1,0 +1,135 @@
+"""The `bench` command line: parses options, calls the same functions a notebook user calls,
+and turns a BenchError into a one-line message and exit code 2."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from spaces.errors import BenchError
+
+console = Console()
+
+
+class BenchGroup(click.Group):
+    """A click group that reports BenchError as one line with exit code 2, never a traceback."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except BenchError as err:
+            click.echo(f"error: {err}", err=True)
+            sys.exit(2)
+
+
+@click.group(cls=BenchGroup)
+def main():
+    """Zero-cost proxies for Vision Transformer search spaces, benchmarked against ground truth."""
+
+
+def split_names(text: str) -> list[str]:
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
+@main.command()
+@click.option("--proxies", "proxy_list", default="ntk,vintk", show_default=True,
+              help="Comma-separated proxy names (see `bench proxies`); ensemble:a+b+c aggregates ranks.")
+@click.option("--space", default=None, help="Search space to sample from (see `bench spaces`).")
+@click.option("--benchmark", default=None, help="Benchmark whose architectures and accuracies to use.")
+@click.option("--target", default=None, help="Ground-truth column of the benchmark.")
+@click.option("--n", type=int, default=None, help="Number of architectures (all of a benchmark if unset).")
+@click.option("--seed", type=int, default=None, help="Seed of sampling, weights and inputs.")
+@click.option("--batch-size", type=int, default=None, help="Images per proxy evaluation.")
+@click.option("--img-size", type=int, default=None, help="Input resolution (default: the space's).")
+@click.option("--inputs", type=click.Choice(["auto", "gaussian", "pink", "real"]), default=None,
+              help="Input images: auto = real when available, else 1/f (pink) noise.")
+@click.option("--data-dir", default=None, help="Real images: an ImageFolder or CIFAR root.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None)
+@click.option("--out", default=None, help="Run directory (default results/runs/<time>-<hash>).")
+@click.option("--cache", "cache_path", default=None, help="SQLite score cache (default results/cache.sqlite).")
+@click.option("--config", "config_path", default=None, type=click.Path(dir_okay=False),
+              help="Repeat a run from its config.json; other options override it.")
+def run(proxy_list, config_path, **options):
+    """Compute proxies on architectures and rank-correlate them with ground truth."""
+    from bench.report import print_run_table
+    from bench.runner import RunConfig, run_benchmark
+
+    overrides = {key: value for key, value in options.items() if value is not None}
+    if config_path:
+        config = RunConfig.from_file(Path(config_path)).replace(**overrides)
+        if "--proxies" in sys.argv:
+            config = config.replace(proxies=split_names(proxy_list))
+    else:
+        config = RunConfig(proxies=split_names(proxy_list), **overrides)
+    try:
+        result = run_benchmark(config, console=console)
+    except KeyboardInterrupt:
+        click.echo("interrupted: every score computed so far is cached; rerun the same command to resume",
+                   err=True)
+        sys.exit(130)
+    print_run_table(result, console)
+    console.print(f"wrote {result.out_dir}")
+
+
+@main.command("proxies")
+def list_proxies():
+    """List the registered proxies: name, sign, needs, description, reference."""
+    from proxies.base import get_proxy, all_proxy_names
+
+    table = Table(title="Registered proxies (every score: higher = predicted better)")
+    for column in ("name", "needs", "hyper-parameters", "description", "reference"):
+        table.add_column(column, overflow="fold")
+    for name in all_proxy_names():
+        proxy = get_proxy(name)
+        hparams = ", ".join(f"{k}={v}" for k, v in proxy.hparams.items())
+        table.add_row(name, proxy.needs.describe(), hparams, proxy.description(), proxy.reference)
+    console.print(table)
+
+
+@main.command("spaces")
+def list_spaces():
+    """List the search spaces with their choices."""
+    from spaces.base import all_space_names, get_space
+
+    table = Table(title="Search spaces")
+    for column in ("name", "input", "classes", "choices", "description"):
+        table.add_column(column, overflow="fold")
+    for name in all_space_names():
+        space = get_space(name)
+        choices = "\n".join(f"{k}: {v}" for k, v in space.choices().items())
+        shape = f"{space.in_chans}x{space.default_img_size}x{space.default_img_size}"
+        table.add_row(name, shape, str(space.num_classes), choices, space.description)
+    console.print(table)
+
+
+@main.command()
+@click.option("--space", required=True, help="Search space name.")
+@click.option("--arch", "arch_json", default=None, help="Architecture as JSON.")
+@click.option("--sample", type=int, default=None, help="Print K sampled architectures as JSON lines.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--img-size", type=int, default=None, help="Resolution for the FLOP count.")
+def arch(space, arch_json, sample, seed, img_size):
+    """Print an architecture's params and FLOPs, or sample architectures as JSON lines."""
+    from spaces.base import arch_id, get_space, load_arch
+
+    search_space = get_space(space)
+    if (arch_json is None) == (sample is None):
+        raise BenchError("give exactly one of --arch JSON or --sample K")
+    if sample is not None:
+        for candidate in search_space.sample_many(sample, seed):
+            click.echo(json.dumps(candidate, sort_keys=True))
+        return
+    parsed = load_arch(search_space, arch_json)
+    size = img_size or search_space.default_img_size
+    info = {"space": space, "arch_id": arch_id(parsed), "arch": parsed,
+            "params": search_space.count_params(parsed),
+            "flops": search_space.count_flops(parsed, size), "img_size": size}
+    click.echo(json.dumps(info, sort_keys=True))
+
+
+# Subcommands contributed by other modules are added below this line.

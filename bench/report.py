@@ -1,0 +1,110 @@
+"""What a run shows and writes: the rich table, config.json, scores.csv, correlations.csv,
+summary.md and a scatter plot of each proxy against the ground truth."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pandas as pd
+from rich.console import Console
+from rich.table import Table
+
+from bench.runner import RunResult
+
+COLUMNS = [("proxy", "proxy"), ("n", "n"), ("kendall", "Kendall τ"), ("interval", "95% CI"),
+           ("spearman", "Spearman ρ"), ("topk_precision", "top-10%"),
+           ("seconds_per_arch", "s/arch"), ("failures", "failures")]
+
+
+def headline(result: RunResult) -> str:
+    """One line saying what was measured against what, on which inputs and device."""
+    setting = result.info["resolved"]
+    what = (f"against ground truth '{result.info['target']}' of benchmark "
+            f"{result.info['benchmark'].get('benchmark')}" if result.info["target"]
+            else "NO GROUND TRUTH: proxy-vs-proxy rank correlations only")
+    return (f"{result.info['n_architectures']} architectures of {setting['space']} {what}; "
+            f"inputs {setting['inputs']} {setting['batch_size']}x{setting['img_size']}px, "
+            f"seed {setting['seed']}, device {setting['device']}")
+
+
+def table_rows(result: RunResult) -> list[dict]:
+    """Formatted cells of the correlation table, one dict per row."""
+    rows = []
+    for record in result.correlations.to_dict("records"):
+        proxy = record["proxy"] if result.info["target"] else f"{record['proxy']} vs {record['target']}"
+        rows.append({
+            "proxy": proxy, "n": str(record["n"]), "kendall": fmt(record["kendall"]),
+            "interval": f"[{fmt(record['kendall_lo'])}, {fmt(record['kendall_hi'])}]",
+            "spearman": fmt(record["spearman"]), "topk_precision": fmt(record["topk_precision"]),
+            "seconds_per_arch": fmt(record["seconds_per_arch"], 3),
+            "failures": str(record["failures"]),
+        })
+    ceiling = result.info["benchmark"].get("noise_ceiling_kendall")
+    if ceiling is not None:
+        rows.append({key: "" for key, _ in COLUMNS} | {
+            "proxy": "noise ceiling (seed vs seed)", "kendall": fmt(ceiling)})
+    return rows
+
+
+def fmt(value, digits: int = 3) -> str:
+    return "nan" if value is None or (isinstance(value, float) and math.isnan(value)) \
+        else f"{value:.{digits}f}"
+
+
+def print_run_table(result: RunResult, console: Console) -> None:
+    table = Table(title=headline(result), title_justify="left")
+    for key, label in COLUMNS:
+        table.add_column(label, justify="left" if key == "proxy" else "right")
+    for row in table_rows(result):
+        table.add_row(*(row[key] for key, _ in COLUMNS))
+    console.print(table)
+    failures = result.scores[result.scores["error"].notna()]
+    for (proxy, error), group in failures.groupby(["proxy", "error"]):
+        console.print(f"[yellow]{proxy} failed on {len(group)} architectures: {error}")
+
+
+def markdown_table(result: RunResult) -> str:
+    labels = [label for _, label in COLUMNS]
+    lines = ["| " + " | ".join(labels) + " |", "|" + "---|" * len(labels)]
+    for row in table_rows(result):
+        lines.append("| " + " | ".join(row[key] for key, _ in COLUMNS) + " |")
+    return "\n".join(lines)
+
+
+def write_run(result: RunResult) -> None:
+    """Write the run directory: everything needed to repeat the run and read its results."""
+    out = result.out_dir
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.json").write_text(json.dumps(
+        {"config": result.config.to_dict(), **result.info}, indent=2, sort_keys=True) + "\n")
+    result.scores.to_csv(out / "scores.csv", index=False)
+    result.correlations.to_csv(out / "correlations.csv", index=False)
+    (out / "summary.md").write_text(f"# Run {out.name}\n\n{headline(result)}\n\n"
+                                    f"{markdown_table(result)}\n")
+    if result.info["target"]:
+        plot_scatter(result.scores, result.info["target"], out / "scatter.png")
+
+
+def plot_scatter(scores: pd.DataFrame, target_name: str, path) -> None:
+    """One panel per proxy: proxy score against the ground truth."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    proxies = list(dict.fromkeys(scores["proxy"]))
+    cols = min(4, len(proxies))
+    rows = math.ceil(len(proxies) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.8 * rows), squeeze=False)
+    for ax, proxy in zip(axes.flat, proxies):
+        part = scores[scores["proxy"] == proxy]
+        ax.scatter(part["score"], part["target"], s=8, alpha=0.7)
+        ax.set_title(proxy, fontsize=9)
+        ax.set_xlabel("score", fontsize=8)
+        ax.set_ylabel(target_name, fontsize=8)
+    for ax in list(axes.flat)[len(proxies):]:
+        ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

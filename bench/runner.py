@@ -1,0 +1,320 @@
+"""The benchmark runner: architectures x proxies -> cached scores -> rank correlations -> files."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import platform
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from rich.console import Console
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                           TimeElapsedColumn, TimeRemainingColumn)
+
+from bench.cache import CachedScore, ScoreCache
+from bench.ensemble import ENSEMBLE_PREFIX, ensemble_scores, parse_ensemble
+from bench.inputs import make_batch
+from bench.metrics import rank_metrics
+from proxies.base import Batch, Proxy, get_proxy
+from spaces.base import Arch, SearchSpace, arch_id, canonical_json, get_space
+from spaces.errors import BenchError
+
+RESULTS_DIR = Path("results")
+
+# With neither a space nor a benchmark, a run samples this space at reduced resolution.
+DEFAULT_SPACE = "autoprox-t"
+DEFAULT_IMG_SIZE = 64
+DEFAULT_N = 20
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that determines a run's scores; saved as config.json so a run can be repeated."""
+
+    proxies: tuple[str, ...] = ("ntk", "vintk")
+    space: str | None = None
+    benchmark: str | None = None
+    target: str | None = None
+    n: int | None = None
+    seed: int = 0
+    batch_size: int = 32
+    img_size: int | None = None
+    inputs: str = "auto"
+    data_dir: str | None = None
+    device: str = "auto"
+    out: str | None = None
+    cache: str | None = None
+
+    def __post_init__(self):
+        object.__setattr__(self, "proxies", tuple(self.proxies))
+        if not self.proxies:
+            raise BenchError("no proxies given; see `bench proxies` for the names")
+        for name, value in (("n", self.n), ("batch_size", self.batch_size),
+                            ("img_size", self.img_size)):
+            if value is not None and value < 1:
+                raise BenchError(f"--{name.replace('_', '-')} must be a positive integer, not {value}")
+        if self.benchmark and self.space:
+            raise BenchError("give --space or --benchmark, not both: a benchmark fixes its space")
+        if self.target and not self.benchmark:
+            raise BenchError("--target names a column of a benchmark; give --benchmark too")
+
+    def replace(self, **changes) -> RunConfig:
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        return {**dataclasses.asdict(self), "proxies": list(self.proxies)}
+
+    @classmethod
+    def from_file(cls, path: Path) -> RunConfig:
+        """The configuration saved in a run's config.json."""
+        try:
+            saved = json.loads(Path(path).read_text())["config"]
+            return cls(**saved)
+        except (OSError, json.JSONDecodeError, KeyError, TypeError) as err:
+            raise BenchError(f"cannot read a run configuration from {path}: {err}") from None
+
+    def digest(self) -> str:
+        text = json.dumps({**self.to_dict(), "out": None}, sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
+@dataclass
+class RunResult:
+    """What a run produced: long-format scores, one row per proxy of correlations, and where."""
+
+    config: RunConfig
+    scores: pd.DataFrame
+    correlations: pd.DataFrame
+    out_dir: Path
+    info: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """The architectures of a run, their space, and the ground truth if any."""
+
+    space: SearchSpace
+    space_kwargs: dict
+    archs: list[Arch]
+    target_name: str | None
+    targets: list[float] | None
+    extras: dict
+
+
+def run(**options) -> RunResult:
+    """Python entry point: `run(proxies=["ntk", "params"], space="autoprox-t", n=20)`."""
+    return run_benchmark(RunConfig(**options))
+
+
+def run_benchmark(config: RunConfig, console: Console | None = None) -> RunResult:
+    """Score every architecture with every proxy (reusing the cache), correlate, write the run."""
+    console = console or Console(quiet=True)
+    candidates = load_candidates(config)
+    device = pick_device(config.device)
+    img_size = config.img_size or default_img_size(config, candidates.space)
+    input_kind = pick_input_kind(config)
+    batch = make_batch(input_kind, config.batch_size, img_size, candidates.space.in_chans,
+                       candidates.space.num_classes, config.seed, config.data_dir).to(device)
+    components, ensembles = split_proxies(config.proxies)
+    proxies = [get_proxy(name) for name in components]
+    setting = {"space": candidates.space.name, "space_kwargs": candidates.space_kwargs,
+               "inputs": input_kind, "data_dir": config.data_dir, "batch_size": config.batch_size,
+               "img_size": img_size, "seed": config.seed, "device": device.type}
+    cache = ScoreCache(config.cache or RESULTS_DIR / "cache.sqlite")
+    try:
+        rows = score_all(candidates, proxies, batch, setting, cache, console)
+    finally:
+        cache.close()
+    scores = pd.DataFrame(rows)
+    if candidates.targets is not None:
+        scores["target"] = [candidates.targets[i] for i in scores["arch_index"]]
+    for spec in ensembles:
+        scores = pd.concat([scores, ensemble_scores(scores, spec)], ignore_index=True)
+    correlations = correlate(scores, candidates.target_name, config.seed)
+    info = run_info(config, setting, candidates, device)
+    out_dir = Path(config.out) if config.out else RESULTS_DIR / "runs" / (
+        time.strftime("%Y%m%d-%H%M%S") + "-" + config.digest())
+    result = RunResult(config, scores.drop(columns="arch_index"), correlations, out_dir, info)
+    from bench.report import write_run
+
+    write_run(result)
+    return result
+
+
+def load_candidates(config: RunConfig) -> Candidates:
+    """The run's architectures: every one of a benchmark (or its first n), or n sampled ones."""
+    if config.benchmark:
+        from spaces.benchmarks import load_benchmark
+
+        bench = load_benchmark(config.benchmark)
+        space_kwargs = bench.provenance.get("space_kwargs", {})
+        space = get_space(bench.space, **space_kwargs)
+        target = config.target or bench.provenance.get("default_target")
+        if target not in bench.table.columns:
+            raise BenchError(f"benchmark {bench.name} has no column {target!r}; "
+                             f"its targets: {', '.join(bench.targets())}")
+        table = bench.table[bench.table[target].notna()]
+        if config.n is not None:
+            table = table.iloc[: config.n]
+        archs = [json.loads(text) for text in table["arch"]]
+        return Candidates(space, space_kwargs, archs, target, table[target].astype(float).tolist(),
+                          {"benchmark": bench.name, **bench.provenance.get("quality", {})})
+    space = get_space(config.space or DEFAULT_SPACE)
+    archs = space.sample_many(config.n or DEFAULT_N, config.seed)
+    return Candidates(space, {}, archs, None, None, {})
+
+
+def default_img_size(config: RunConfig, space: SearchSpace) -> int:
+    return DEFAULT_IMG_SIZE if not (config.space or config.benchmark) else space.default_img_size
+
+
+def pick_device(name: str) -> torch.device:
+    """`auto` is cuda when present, else cpu; asking for cuda without one is a clear error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise BenchError("--device cuda asked, but torch sees no CUDA device")
+    if name not in ("cpu", "cuda"):
+        raise BenchError(f"unknown device {name!r}; choose auto, cpu or cuda")
+    return torch.device(name)
+
+
+def pick_input_kind(config: RunConfig) -> str:
+    """`auto` means real images when a folder is given or the space has shipped ones, else pink."""
+    if config.inputs != "auto":
+        return config.inputs
+    has_shipped_images = (config.space or "") == "micro" or bool(config.benchmark)
+    return "real" if config.data_dir or has_shipped_images else "pink"
+
+
+def split_proxies(names: tuple[str, ...]) -> tuple[list[str], list[list[str]]]:
+    """Proxies to compute (ensemble components included, each once) and the ensembles to form."""
+    ensembles = [parse_ensemble(name) for name in names if name.startswith(ENSEMBLE_PREFIX)]
+    components = [name for name in names if not name.startswith(ENSEMBLE_PREFIX)]
+    for members in ensembles:
+        components += [member for member in members if member not in components]
+    return components, ensembles
+
+
+def architecture_seed(seed: int, arch: Arch) -> int:
+    """The seed for an architecture's weights: fixed by the run seed and the architecture alone,
+    so a score does not depend on which other architectures the run contains or their order."""
+    digest = hashlib.sha256(f"{seed}:{canonical_json(arch)}".encode()).digest()
+    return int.from_bytes(digest[:4], "little")
+
+
+def score_all(candidates: Candidates, proxies: list[Proxy], batch: Batch, setting: dict,
+              cache: ScoreCache, console: Console) -> list[dict]:
+    """Score each architecture with each proxy, reading and filling the cache as it goes."""
+    rows = []
+    columns = [TextColumn("[bold]scoring"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("left"),
+               TimeRemainingColumn()]
+    with Progress(*columns, console=console, transient=True) as progress:
+        task = progress.add_task("archs", total=len(candidates.archs), rate="")
+        started = time.perf_counter()
+        for index, arch in enumerate(candidates.archs):
+            results = score_architecture(candidates.space, arch, proxies, batch, setting, cache)
+            for proxy, result in zip(proxies, results):
+                rows.append({"arch_index": index, "arch_id": arch_id(arch),
+                             "arch": canonical_json(arch), "proxy": proxy.name,
+                             "score": np.nan if result.score is None else result.score,
+                             "seconds": result.seconds, "error": result.error})
+            rate = (index + 1) / max(time.perf_counter() - started, 1e-9)
+            progress.update(task, advance=1, rate=f"{rate:.2f} arch/s")
+    return rows
+
+
+def score_architecture(space: SearchSpace, arch: Arch, proxies: list[Proxy], batch: Batch,
+                       setting: dict, cache: ScoreCache) -> list[CachedScore]:
+    """Each proxy's score on one architecture; the model is built only if something is missing.
+
+    A proxy that raises, or returns a non-finite value, is recorded as a failure with its reason.
+    """
+    results: list[CachedScore] = []
+    model = None
+    seed = architecture_seed(setting["seed"], arch)
+    for proxy in proxies:
+        description = {**setting, "arch": canonical_json(arch), "proxy": proxy.config()}
+        cached = cache.get(description)
+        if cached is None:
+            if model is None:
+                model = build_model(space, arch, setting["img_size"], seed, batch.x.device)
+            cached = evaluate(proxy, model, batch, seed)
+            cache.put(description, cached)
+        results.append(cached)
+    return results
+
+
+def build_model(space: SearchSpace, arch: Arch, img_size: int, seed: int, device):
+    """The untrained model with seeded weights, or the exception that building raised."""
+    torch.manual_seed(seed)
+    try:
+        return space.build(arch, img_size=img_size).to(device)
+    except Exception as err:  # noqa: BLE001  (recorded as every proxy's failure reason)
+        return err
+
+
+def evaluate(proxy: Proxy, model, batch: Batch, seed: int) -> CachedScore:
+    """Run one proxy, timing it and turning any exception into a recorded failure."""
+    if isinstance(model, Exception):
+        return CachedScore(None, 0.0, f"model does not build: {describe_error(model)}")
+    torch.manual_seed(seed)
+    start = time.perf_counter()
+    try:
+        score = proxy(model, batch)
+        error = None if math.isfinite(score) else f"non-finite score {score}"
+    except Exception as err:  # noqa: BLE001  (a failing proxy must not stop the run)
+        score, error = None, describe_error(err)
+    if batch.x.is_cuda:
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - start
+    return CachedScore(score if error is None else None, seconds, error)
+
+
+def describe_error(err: Exception) -> str:
+    first_line = str(err).strip().splitlines()[0] if str(err).strip() else ""
+    return f"{type(err).__name__}: {first_line}"[:300]
+
+
+def correlate(scores: pd.DataFrame, target_name: str | None, seed: int) -> pd.DataFrame:
+    """One row per proxy against the ground truth; without one, every proxy against every other."""
+    wide = scores.pivot(index="arch_index", columns="proxy", values="score")
+    seconds = scores.groupby("proxy", sort=False)["seconds"].median()
+    proxies = list(dict.fromkeys(scores["proxy"]))
+    rows = []
+    if target_name is not None:
+        target = scores.drop_duplicates("arch_index").set_index("arch_index")["target"]
+        pairs = [(proxy, target_name, target) for proxy in proxies]
+    else:
+        pairs = [(a, b, wide[b]) for a in proxies for b in proxies if a != b]
+    for proxy, against, reference in pairs:
+        metrics = rank_metrics(wide[proxy].to_numpy(), reference.loc[wide.index].to_numpy(),
+                               seed=seed)
+        rows.append({"proxy": proxy, "target": against, **metrics,
+                     "seconds_per_arch": float(seconds[proxy])})
+    return pd.DataFrame(rows)
+
+
+def run_info(config: RunConfig, setting: dict, candidates: Candidates, device) -> dict:
+    """What config.json records beside the configuration: resolved settings and versions."""
+    import timm
+
+    return {
+        "resolved": setting,
+        "target": candidates.target_name,
+        "n_architectures": len(candidates.archs),
+        "benchmark": candidates.extras,
+        "versions": {"torch": torch.__version__, "timm": timm.__version__,
+                     "python": platform.python_version(), "numpy": np.__version__},
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda"
+        else platform.processor() or platform.machine(),
+        "threads": torch.get_num_threads(),
+    }

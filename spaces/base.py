@@ -1,0 +1,121 @@
+"""What every search space provides: sample, validate, build, count; and the registry of spaces."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from spaces.errors import BenchError
+
+Arch = dict[str, Any]
+
+
+def canonical_json(arch: Arch) -> str:
+    """The architecture as compact JSON with sorted keys: one string per architecture."""
+    return json.dumps(arch, sort_keys=True, separators=(",", ":"))
+
+
+def arch_id(arch: Arch) -> str:
+    """A short stable hash of the canonical architecture, usable as a file-safe identifier."""
+    return hashlib.sha256(canonical_json(arch).encode()).hexdigest()[:12]
+
+
+class SearchSpace(ABC):
+    """A family of architectures: sample one, check one, build an untrained model, count it.
+
+    Subclasses state their choices, the native resolution and channels of their inputs and the
+    number of classes; `build` takes `img_size` so that proxies can run at reduced resolution.
+    """
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+    default_img_size: ClassVar[int] = 224
+    in_chans: ClassVar[int] = 3
+    num_classes: int = 1000
+
+    @abstractmethod
+    def choices(self) -> dict[str, list]:
+        """The value choices of each architectural dimension, for `bench spaces`."""
+
+    @abstractmethod
+    def sample(self, rng: random.Random) -> Arch:
+        """Draw one architecture uniformly over the space's choices."""
+
+    @abstractmethod
+    def validate(self, arch: Arch) -> Arch:
+        """Return the architecture in canonical form, or raise BenchError saying what is wrong."""
+
+    @abstractmethod
+    def build(self, arch: Arch, img_size: int | None = None) -> nn.Module:
+        """An untrained model for `arch` taking (N, in_chans, img_size, img_size) images."""
+
+    def sample_many(self, n: int, seed: int) -> list[Arch]:
+        """`n` distinct architectures drawn with `seed` (fewer only if the space is that small)."""
+        rng = random.Random(seed)
+        seen: dict[str, Arch] = {}
+        for _ in range(100 * n):
+            if len(seen) == n:
+                break
+            arch = self.sample(rng)
+            seen.setdefault(canonical_json(arch), arch)
+        return list(seen.values())
+
+    def count_params(self, arch: Arch) -> int:
+        """Trainable parameters of the model (independent of the input resolution)."""
+        model = self.build(arch)
+        return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+    def count_flops(self, arch: Arch, img_size: int | None = None) -> int:
+        """Forward FLOPs of one image at `img_size`, as torch.utils.flop_counter counts them
+        (a multiply-accumulate is 2 FLOPs)."""
+        size = img_size or self.default_img_size
+        model = self.build(arch, img_size=size).eval()
+        x = torch.zeros(1, self.in_chans, size, size)
+        with FlopCounterMode(display=False) as counter, torch.no_grad():
+            model(x)
+        return int(counter.get_total_flops())
+
+
+SPACES: dict[str, type[SearchSpace]] = {}
+
+
+def register_space(cls: type[SearchSpace]) -> type[SearchSpace]:
+    """Class decorator: make a space available by its `name`."""
+    if cls.name in SPACES:
+        raise ValueError(f"search space {cls.name!r} is registered twice")
+    SPACES[cls.name] = cls
+    return cls
+
+
+def get_space(name: str, **kwargs: Any) -> SearchSpace:
+    """The space called `name` (constructed with `kwargs`, e.g. num_classes), or a BenchError
+    that lists the known ones."""
+    import spaces.catalog  # noqa: F401  (the one place that imports every space module)
+
+    if name not in SPACES:
+        raise BenchError(f"unknown space {name!r}; known: {', '.join(sorted(SPACES))}")
+    return SPACES[name](**kwargs)
+
+
+def all_space_names() -> list[str]:
+    import spaces.catalog  # noqa: F401
+
+    return sorted(SPACES)
+
+
+def load_arch(space: SearchSpace, text: str) -> Arch:
+    """Parse JSON text given by a user into a validated architecture of `space`."""
+    try:
+        arch = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise BenchError(f"architecture is not valid JSON: {err.msg} at column {err.colno}") from None
+    if not isinstance(arch, dict):
+        raise BenchError("architecture must be a JSON object")
+    return space.validate(arch)

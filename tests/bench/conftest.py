@@ -1,0 +1,80 @@
+"""A tiny search space and call-counting proxies, registered for the runner and CLI tests."""
+
+import random
+
+import pytest
+from torch import nn
+
+from proxies.base import PROXIES, Needs, Proxy, register
+from spaces.base import SPACES, SearchSpace, register_space
+from spaces.errors import BenchError
+
+CALLS: list[str] = []
+
+
+class ToyMLPSpace(SearchSpace):
+    """Two-layer MLPs on 4x4 grey images; the hidden width is the only choice (13 fails to build)."""
+
+    name = "toy-mlp"
+    description = "test space"
+    default_img_size = 4
+    in_chans = 1
+    num_classes = 3
+
+    def choices(self):
+        return {"width": list(range(1, 30))}
+
+    def sample(self, rng: random.Random):
+        return {"width": rng.choice(self.choices()["width"])}
+
+    def validate(self, arch):
+        if arch.get("width") not in self.choices()["width"]:
+            raise BenchError(f"width must be one of 1..29, not {arch.get('width')}")
+        return {"width": arch["width"]}
+
+    def build(self, arch, img_size=None):
+        size = img_size or self.default_img_size
+        if arch["width"] == 13:
+            raise ValueError("thirteen is unlucky")
+        return nn.Sequential(nn.Flatten(), nn.Linear(size * size, arch["width"]), nn.ReLU(),
+                             nn.Linear(arch["width"], self.num_classes))
+
+
+class CountingProxy(Proxy):
+    """The hidden width, recording each call; raises on width 7 so failures can be tested."""
+
+    needs = Needs(gradients=False)
+
+    def score(self, model, batch):
+        CALLS.append(self.name)
+        if STOP_AFTER and len(CALLS) > STOP_AFTER[0]:
+            raise KeyboardInterrupt
+        width = model[1].out_features
+        if width == 7:
+            raise RuntimeError("seven is not allowed")
+        return float(width)
+
+
+STOP_AFTER: list[int] = []
+
+if "toy-mlp" not in SPACES:
+    register_space(ToyMLPSpace)
+if "test_width" not in PROXIES:
+    register("test_width")(CountingProxy)
+    register("test_width_again", unused=1)(CountingProxy)
+
+
+@pytest.fixture
+def calls():
+    """The proxy calls made during a test (and no interruption unless the test asks)."""
+    CALLS.clear()
+    STOP_AFTER.clear()
+    yield CALLS
+    STOP_AFTER.clear()
+
+
+@pytest.fixture
+def interrupt_after():
+    """`interrupt_after[:] = [k]` makes the counting proxy raise KeyboardInterrupt once it has been
+    called k times; `interrupt_after.clear()` lets the next run go through."""
+    return STOP_AFTER
