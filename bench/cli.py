@@ -37,8 +37,9 @@ def split_names(text: str) -> list[str]:
 
 
 @main.command()
-@click.option("--proxies", "proxy_list", default="ntk,vintk", show_default=True,
-              help="Comma-separated proxy names (see `bench proxies`); ensemble:a+b+c aggregates ranks.")
+@click.option("--proxies", "proxy_list", default=None,
+              help="Comma-separated proxy names (see `bench proxies`), default ntk,vintk; "
+                   "ensemble:a+b+c aggregates the ranks of a, b and c.")
 @click.option("--space", default=None, help="Search space to sample from (see `bench spaces`).")
 @click.option("--benchmark", default=None, help="Benchmark whose architectures and accuracies to use.")
 @click.option("--target", default=None, help="Ground-truth column of the benchmark.")
@@ -51,7 +52,7 @@ def split_names(text: str) -> list[str]:
 @click.option("--data-dir", default=None, help="Real images: an ImageFolder or CIFAR root.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None)
 @click.option("--out", default=None, help="Run directory (default results/runs/<time>-<hash>).")
-@click.option("--cache", "cache_path", default=None, help="SQLite score cache (default results/cache.sqlite).")
+@click.option("--cache", default=None, help="SQLite score cache (default results/cache.sqlite).")
 @click.option("--config", "config_path", default=None, type=click.Path(dir_okay=False),
               help="Repeat a run from its config.json; other options override it.")
 def run(proxy_list, config_path, **options):
@@ -60,12 +61,12 @@ def run(proxy_list, config_path, **options):
     from bench.runner import RunConfig, run_benchmark
 
     overrides = {key: value for key, value in options.items() if value is not None}
+    if proxy_list is not None:
+        overrides["proxies"] = split_names(proxy_list)
     if config_path:
         config = RunConfig.from_file(Path(config_path)).replace(**overrides)
-        if "--proxies" in sys.argv:
-            config = config.replace(proxies=split_names(proxy_list))
     else:
-        config = RunConfig(proxies=split_names(proxy_list), **overrides)
+        config = RunConfig(**overrides)
     try:
         result = run_benchmark(config, console=console)
     except KeyboardInterrupt:

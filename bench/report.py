@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
 import pandas as pd
 from rich.console import Console
 from rich.table import Table
@@ -22,29 +23,40 @@ def headline(result: RunResult) -> str:
     setting = result.info["resolved"]
     what = (f"against ground truth '{result.info['target']}' of benchmark "
             f"{result.info['benchmark'].get('benchmark')}" if result.info["target"]
-            else "NO GROUND TRUTH: proxy-vs-proxy rank correlations only")
+            else "NO GROUND TRUTH: Kendall τ between proxies only")
     return (f"{result.info['n_architectures']} architectures of {setting['space']} {what}; "
-            f"inputs {setting['inputs']} {setting['batch_size']}x{setting['img_size']}px, "
+            f"inputs: {setting['batch_size']} {setting['inputs']} images of {setting['img_size']} px, "
             f"seed {setting['seed']}, device {setting['device']}")
 
 
+def table_columns(result: RunResult) -> list[tuple[str, str]]:
+    """Column keys and labels: metrics against ground truth, or a Kendall matrix without one."""
+    if result.info["target"]:
+        return COLUMNS
+    others = list(dict.fromkeys(result.correlations["proxy"]))
+    return [("proxy", "proxy"), ("n", "n"), *[(f"vs {o}", f"τ vs {o}") for o in others],
+            ("seconds_per_arch", "s/arch"), ("failures", "failures")]
+
+
 def table_rows(result: RunResult) -> list[dict]:
-    """Formatted cells of the correlation table, one dict per row."""
-    rows = []
+    """Formatted cells of the correlation table, one dict per proxy."""
+    rows: dict[str, dict] = {}
+    finite = result.scores.groupby("proxy")["score"].apply(lambda v: int(np.isfinite(v).sum()))
     for record in result.correlations.to_dict("records"):
-        proxy = record["proxy"] if result.info["target"] else f"{record['proxy']} vs {record['target']}"
-        rows.append({
-            "proxy": proxy, "n": str(record["n"]), "kendall": fmt(record["kendall"]),
-            "interval": f"[{fmt(record['kendall_lo'])}, {fmt(record['kendall_hi'])}]",
-            "spearman": fmt(record["spearman"]), "topk_precision": fmt(record["topk_precision"]),
+        row = rows.setdefault(record["proxy"], {
+            "proxy": record["proxy"],
+            "n": str(record["n"] if result.info["target"] else finite[record["proxy"]]),
             "seconds_per_arch": fmt(record["seconds_per_arch"], 3),
-            "failures": str(record["failures"]),
-        })
+            "failures": str(record["failures"])})
+        row[f"vs {record['target']}"] = fmt(record["kendall"])
+        row.update({
+            "kendall": fmt(record["kendall"]),
+            "interval": f"[{fmt(record['kendall_lo'])}, {fmt(record['kendall_hi'])}]",
+            "spearman": fmt(record["spearman"]), "topk_precision": fmt(record["topk_precision"])})
     ceiling = result.info["benchmark"].get("noise_ceiling_kendall")
     if ceiling is not None:
-        rows.append({key: "" for key, _ in COLUMNS} | {
-            "proxy": "noise ceiling (seed vs seed)", "kendall": fmt(ceiling)})
-    return rows
+        rows["ceiling"] = {"proxy": "noise ceiling (seed vs seed)", "kendall": fmt(ceiling)}
+    return [{key: row.get(key, "") for key, _ in table_columns(result)} for row in rows.values()]
 
 
 def fmt(value, digits: int = 3) -> str:
@@ -54,10 +66,11 @@ def fmt(value, digits: int = 3) -> str:
 
 def print_run_table(result: RunResult, console: Console) -> None:
     table = Table(title=headline(result), title_justify="left")
-    for key, label in COLUMNS:
+    columns = table_columns(result)
+    for key, label in columns:
         table.add_column(label, justify="left" if key == "proxy" else "right")
     for row in table_rows(result):
-        table.add_row(*(row[key] for key, _ in COLUMNS))
+        table.add_row(*(row[key] for key, _ in columns))
     console.print(table)
     failures = result.scores[result.scores["error"].notna()]
     for (proxy, error), group in failures.groupby(["proxy", "error"]):
@@ -65,10 +78,10 @@ def print_run_table(result: RunResult, console: Console) -> None:
 
 
 def markdown_table(result: RunResult) -> str:
-    labels = [label for _, label in COLUMNS]
-    lines = ["| " + " | ".join(labels) + " |", "|" + "---|" * len(labels)]
+    columns = table_columns(result)
+    lines = ["| " + " | ".join(label for _, label in columns) + " |", "|" + "---|" * len(columns)]
     for row in table_rows(result):
-        lines.append("| " + " | ".join(row[key] for key, _ in COLUMNS) + " |")
+        lines.append("| " + " | ".join(row[key] for key, _ in columns) + " |")
     return "\n".join(lines)
 
 
