@@ -134,3 +134,6 @@ def arch(space, arch_json, sample, seed, img_size):
 
 
 # Subcommands contributed by other modules are added below this line.
+from bench.data_cli import data  # noqa: E402
+
+main.add_command(data)

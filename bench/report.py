@@ -33,23 +33,27 @@ def table_columns(result: RunResult) -> list[tuple[str, str]]:
     """Column keys and labels: metrics against ground truth, or a Kendall matrix without one."""
     if result.info["target"]:
         return COLUMNS
-    others = list(dict.fromkeys(result.correlations["proxy"]))
-    return [("proxy", "proxy"), ("n", "n"), *[(f"vs {o}", f"τ vs {o}") for o in others],
-            ("seconds_per_arch", "s/arch"), ("failures", "failures")]
+    others = [(f"vs {name}", f"τ vs {name}") for name in proxy_names(result)]
+    return [("proxy", "proxy"), ("n", "n"), *others, ("seconds_per_arch", "s/arch"),
+            ("failures", "failures")]
+
+
+def proxy_names(result: RunResult) -> list[str]:
+    return list(dict.fromkeys(result.scores["proxy"]))
 
 
 def table_rows(result: RunResult) -> list[dict]:
     """Formatted cells of the correlation table, one dict per proxy."""
-    rows: dict[str, dict] = {}
-    finite = result.scores.groupby("proxy")["score"].apply(lambda v: int(np.isfinite(v).sum()))
+    scores = result.scores.groupby("proxy", sort=False)
+    rows = {name: {"proxy": name, "n": str(int(np.isfinite(group["score"]).sum())),
+                   "seconds_per_arch": fmt(group["seconds"].median(), 3),
+                   "failures": str(int(group["score"].isna().sum()))}
+            for name, group in scores}
     for record in result.correlations.to_dict("records"):
-        row = rows.setdefault(record["proxy"], {
-            "proxy": record["proxy"],
-            "n": str(record["n"] if result.info["target"] else finite[record["proxy"]]),
-            "seconds_per_arch": fmt(record["seconds_per_arch"], 3),
-            "failures": str(record["failures"])})
+        row = rows[record["proxy"]]
         row[f"vs {record['target']}"] = fmt(record["kendall"])
         row.update({
+            "n": str(record["n"]) if result.info["target"] else row["n"],
             "kendall": fmt(record["kendall"]),
             "interval": f"[{fmt(record['kendall_lo'])}, {fmt(record['kendall_hi'])}]",
             "spearman": fmt(record["spearman"]), "topk_precision": fmt(record["topk_precision"])})

@@ -28,6 +28,10 @@ from spaces.errors import BenchError
 
 RESULTS_DIR = Path("results")
 
+CORRELATION_COLUMNS = ["proxy", "target", "n", "failures", "ties", "kendall", "kendall_lo",
+                       "kendall_hi", "spearman", "pearson", "topk_precision", "top1_relative",
+                       "seconds_per_arch"]
+
 # With neither a space nor a benchmark, a run samples this space at reduced resolution.
 DEFAULT_SPACE = "autoprox-t"
 DEFAULT_IMG_SIZE = 64
@@ -300,7 +304,7 @@ def correlate(scores: pd.DataFrame, target_name: str | None, seed: int) -> pd.Da
                                seed=seed)
         rows.append({"proxy": proxy, "target": against, **metrics,
                      "seconds_per_arch": float(seconds[proxy])})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=CORRELATION_COLUMNS)
 
 
 def run_info(config: RunConfig, setting: dict, candidates: Candidates, device) -> dict:
