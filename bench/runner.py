@@ -153,20 +153,25 @@ def run_benchmark(config: RunConfig, console: Console | None = None) -> RunResul
 
 
 def load_candidates(config: RunConfig) -> Candidates:
-    """The run's architectures: every one of a benchmark (or its first n), or n sampled ones."""
+    """The run's architectures: every one of a benchmark with the target (or a seeded sample of n
+    of them), or n architectures sampled from a space."""
     if config.benchmark:
         from spaces.benchmarks import load_benchmark
 
         bench = load_benchmark(config.benchmark)
-        space_kwargs = bench.provenance.get("space_kwargs", {})
-        space = get_space(bench.space, **space_kwargs)
         target = config.target or bench.provenance.get("default_target")
-        if target not in bench.table.columns:
-            raise BenchError(f"benchmark {bench.name} has no column {target!r}; "
+        if target not in bench.targets():
+            raise BenchError(f"benchmark {bench.name} has no ground-truth column {target!r}; "
                              f"its targets: {', '.join(bench.targets())}")
+        # Targets of one benchmark can come from datasets with different class counts.
+        space_kwargs = dict(bench.provenance.get("space_kwargs") or {})
+        classes = bench.provenance.get("columns", {}).get(target, {}).get("num_classes")
+        if classes:
+            space_kwargs["num_classes"] = int(classes)
+        space = get_space(bench.space, **space_kwargs)
         table = bench.table[bench.table[target].notna()]
-        if config.n is not None:
-            table = table.iloc[: config.n]
+        if config.n is not None and config.n < len(table):
+            table = table.sample(config.n, random_state=config.seed).sort_index()
         archs = [json.loads(text) for text in table["arch"]]
         return Candidates(space, space_kwargs, archs, target, table[target].astype(float).tolist(),
                           {"benchmark": bench.name, **bench.provenance.get("quality", {})})

@@ -1,0 +1,240 @@
+"""The benchmark format: save/load round trips, where benchmarks are found, and one clear
+BenchError for each kind of defect."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+from spaces import benchmarks
+from spaces.base import SPACES, arch_id, canonical_json
+from spaces.benchmarks import (
+    Benchmark,
+    benchmarks_dir,
+    check_benchmark,
+    import_benchmark,
+    list_benchmarks,
+    load_benchmark,
+    make_table,
+    save_benchmark,
+    sha256_of,
+    verify_sha256,
+)
+from spaces.errors import BenchError
+from spaces.nb201 import NB201Space
+
+ARCHS = [{"ops": ["nor_conv_3x3"] * 6}, {"ops": ["skip_connect", "none"] * 3},
+         {"ops": ["avg_pool_3x3", "nor_conv_1x1", "none", "skip_connect", "nor_conv_3x3",
+                  "none"]}]
+
+
+def tiny_benchmark(name: str = "tiny") -> Benchmark:
+    """Three nb201 cells with one accuracy (one missing) and one reference score."""
+    table = make_table(ARCHS, {"acc": [91.5, None, 70.25], "ref_synflow": [3.0, -np.inf, 1.5]},
+                       "test")
+    provenance = {
+        "name": name, "space": "nb201", "space_kwargs": {"num_classes": 10},
+        "source": "made in the test", "url": None, "commit": None, "licence": None,
+        "sha256": None, "imported_at": "2026-01-01T00:00:00+00:00",
+        "columns": {"acc": {"meaning": "a made-up accuracy"},
+                    "ref_synflow": {"meaning": "a made-up score"}},
+        "default_target": "acc",
+    }
+    return Benchmark(name, "nb201", table, provenance)
+
+
+@pytest.fixture(autouse=True)
+def isolated_dirs(tmp_path, monkeypatch):
+    """A user data directory and an (empty) embedded directory of the test's own."""
+    monkeypatch.setenv(benchmarks.DATA_DIR_ENV, str(tmp_path / "user"))
+    monkeypatch.setattr(benchmarks, "EMBEDDED_DIR", tmp_path / "embedded")
+    return tmp_path
+
+
+def test_save_then_load_gives_the_same_table_and_provenance():
+    bench = tiny_benchmark()
+    path = save_benchmark(bench)
+    loaded = load_benchmark("tiny")
+    pd.testing.assert_frame_equal(loaded.table, bench.table)
+    assert loaded.provenance == bench.provenance
+    assert path == benchmarks_dir() / "tiny.csv"
+    assert loaded.architectures() == ARCHS
+    assert loaded.targets() == ["acc"] and loaded.references() == ["ref_synflow"]
+
+
+def test_the_files_are_plain_csv_and_json():
+    save_benchmark(tiny_benchmark())
+    table = pd.read_csv(benchmarks_dir() / "tiny.csv")
+    assert list(table.columns) == ["arch_id", "arch", "acc", "ref_synflow"]
+    assert json.loads(table["arch"][0]) == ARCHS[0]
+    assert table["arch_id"][0] == arch_id(ARCHS[0])
+    assert np.isnan(table["acc"][1]) and table["ref_synflow"][1] == -np.inf
+    assert json.loads((benchmarks_dir() / "tiny.json").read_text())["default_target"] == "acc"
+
+
+def test_data_dir_comes_from_the_argument_then_the_environment(tmp_path):
+    save_benchmark(tiny_benchmark(), data_dir=tmp_path / "elsewhere")
+    assert (tmp_path / "elsewhere" / "benchmarks" / "tiny.csv").is_file()
+    assert not (benchmarks_dir() / "tiny.csv").exists()
+    assert load_benchmark("tiny", data_dir=tmp_path / "elsewhere").name == "tiny"
+    with pytest.raises(BenchError, match="no benchmark 'tiny'"):
+        load_benchmark("tiny")
+
+
+def test_embedded_benchmarks_are_found_by_name_and_their_names_are_reserved(isolated_dirs):
+    save_benchmark(tiny_benchmark("shipped"), data_dir=isolated_dirs / "pkg")
+    (isolated_dirs / "pkg" / "benchmarks").rename(isolated_dirs / "embedded")
+    assert load_benchmark("shipped").name == "shipped"
+    assert [(e["name"], e["location"]) for e in list_benchmarks()] == [("shipped", "embedded")]
+    with pytest.raises(BenchError, match="shipped benchmark"):
+        save_benchmark(tiny_benchmark("shipped"))
+
+
+def test_load_by_path_accepts_either_file(tmp_path):
+    path = save_benchmark(tiny_benchmark())
+    assert load_benchmark(path).name == "tiny"
+    assert load_benchmark(str(path.with_suffix(".json"))).name == "tiny"
+
+
+def test_save_refuses_to_replace_unless_asked():
+    save_benchmark(tiny_benchmark())
+    with pytest.raises(BenchError, match="already exists"):
+        save_benchmark(tiny_benchmark())
+    save_benchmark(tiny_benchmark(), overwrite=True)
+
+
+def test_native_import_copies_and_renames(tmp_path):
+    source = save_benchmark(tiny_benchmark(), data_dir=tmp_path / "source")
+    bench = import_benchmark(source, name="renamed")
+    assert bench.provenance["name"] == "renamed"
+    assert load_benchmark("renamed").table["acc"].tolist()[::2] == [91.5, 70.25]
+
+
+def test_sha256_is_checked(tmp_path):
+    path = tmp_path / "file.bin"
+    path.write_bytes(b"abc")
+    expected = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"  # sha256("abc")
+    assert sha256_of(path) == expected
+    verify_sha256(path, expected)
+    with pytest.raises(BenchError, match="sha256 mismatch"):
+        verify_sha256(path, "0" * 64)
+
+
+def edit_table(bench: Benchmark, change) -> Benchmark:
+    table = bench.table.copy()
+    change(table)
+    return Benchmark(bench.name, bench.space, table, bench.provenance)
+
+
+def edit_provenance(bench: Benchmark, change) -> Benchmark:
+    provenance = json.loads(json.dumps(bench.provenance))
+    change(provenance)
+    return Benchmark(bench.name, provenance.get("space", bench.space), bench.table, provenance)
+
+
+def set_cell(column, row, value):
+    def change(table):
+        table[column] = table[column].astype(object)
+        table.loc[row, column] = value
+    return change
+
+
+def copy_row(source, target):
+    def change(table):
+        table.loc[target, ["arch_id", "arch"]] = table.loc[source, ["arch_id", "arch"]]
+    return change
+
+
+DEFECTS = {
+    "missing arch column": (lambda b: edit_table(b, lambda t: t.pop("arch")),
+                            "no 'arch' column"),
+    "no ground truth": (lambda b: edit_provenance(
+        edit_table(b, lambda t: t.pop("acc")),
+        lambda p: p["columns"].pop("acc")), "no ground-truth column"),
+    "undescribed column": (lambda b: edit_table(b, lambda t: t.insert(2, "top5", 1.0)),
+                           "undescribed \\['top5'\\]"),
+    "provenance missing": (lambda b: edit_provenance(b, lambda p: p.pop("licence")),
+                           "provenance is missing licence"),
+    "provenance without source": (lambda b: edit_provenance(b, lambda p: p.update(source="")),
+                                  "no value for source"),
+    "column without meaning": (lambda b: edit_provenance(
+        b, lambda p: p["columns"].update(acc={"dataset": "x"})), "at least a 'meaning'"),
+    "default target not a target": (lambda b: edit_provenance(
+        b, lambda p: p.update(default_target="ref_synflow")), "default_target 'ref_synflow'"),
+    "unknown space": (lambda b: edit_provenance(b, lambda p: p.update(space="nb301")),
+                      "unknown space 'nb301'"),
+    "bad space kwargs": (lambda b: edit_provenance(
+        b, lambda p: p.update(space_kwargs={"depth": 3})), "does not take space_kwargs"),
+    "arch that does not validate": (lambda b: edit_table(b, set_cell(
+        "arch", 1, canonical_json({"ops": ["conv_7x7"] * 6}))), "row 1: not an architecture"),
+    "arch that is not JSON": (lambda b: edit_table(b, set_cell("arch", 0, "{ops:")), "not JSON"),
+    "arch not canonical": (lambda b: edit_table(b, set_cell("arch", 0, json.dumps(ARCHS[0]))),
+                           "canonical form"),
+    "arch_id that does not match": (lambda b: edit_table(b, set_cell("arch_id", 2, "0" * 12)),
+                                    "does not match"),
+    "duplicate arch": (lambda b: edit_table(b, copy_row(0, 2)),
+                       "rows 0 and 2 hold the same architecture"),
+    "non-numeric target": (lambda b: edit_table(b, set_cell("acc", 1, "n/a")),
+                           "'n/a' in row 1 is not a number"),
+    "infinite target": (lambda b: edit_table(b, set_cell("acc", 0, np.inf)), "infinite value"),
+}
+
+
+@pytest.mark.parametrize("defect", DEFECTS)
+def test_each_defect_is_a_clear_bench_error(defect):
+    damage, message = DEFECTS[defect]
+    with pytest.raises(BenchError, match=message):
+        check_benchmark(damage(tiny_benchmark()))
+
+
+def test_a_defect_in_the_files_is_found_on_load():
+    path = save_benchmark(tiny_benchmark())
+    path.write_text(path.read_text().replace("91.5", "ninety"))
+    with pytest.raises(BenchError, match="'ninety' in row 0 is not a number"):
+        load_benchmark("tiny")
+
+
+def test_a_lone_csv_is_refused():
+    path = save_benchmark(tiny_benchmark())
+    path.with_suffix(".json").unlink()
+    with pytest.raises(BenchError, match="tiny.json not found"):
+        load_benchmark(path)
+
+
+class WrongHead(nn.Module):
+    def forward(self, x):
+        return torch.zeros(len(x), 3)
+
+
+class MisbuildingSpace(NB201Space):
+    """nb201's architectures, but every model gives 3 logits instead of num_classes."""
+
+    name = "nb201-misbuilt"
+
+    def build(self, arch, img_size=None):
+        self.validate(arch)
+        return WrongHead()
+
+
+def test_the_build_check_finds_models_that_do_not_give_num_classes_logits(monkeypatch):
+    monkeypatch.setitem(SPACES, MisbuildingSpace.name, MisbuildingSpace)
+    bench = edit_provenance(tiny_benchmark(), lambda p: p.update(space=MisbuildingSpace.name))
+    check_benchmark(bench, builds=0)
+    with pytest.raises(BenchError, match=r"row 0: the model gives logits of shape \(1, 3\)"):
+        check_benchmark(bench, builds=1)
+
+
+def test_the_build_check_builds_every_architecture_when_asked(monkeypatch):
+    built = []
+    original = NB201Space.build
+
+    def spy(self, arch, img_size=None):
+        built.append((arch, img_size))
+        return original(self, arch, img_size)
+
+    monkeypatch.setattr(NB201Space, "build", spy)
+    check_benchmark(tiny_benchmark(), builds=None)
+    assert built == [(arch, benchmarks.CHECK_IMG_SIZE) for arch in ARCHS]
