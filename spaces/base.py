@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 
 import torch
 from torch import nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
 from spaces.errors import BenchError
@@ -73,14 +74,22 @@ class SearchSpace(ABC):
         return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
     def count_flops(self, arch: Arch, img_size: int | None = None) -> int:
-        """Forward FLOPs of one image at `img_size`, as torch.utils.flop_counter counts them
-        (a multiply-accumulate is 2 FLOPs)."""
+        """Forward FLOPs of one image at `img_size` (see `forward_flops`)."""
         size = img_size or self.default_img_size
         model = self.build(arch, img_size=size).eval()
-        x = torch.zeros(1, self.in_chans, size, size)
-        with FlopCounterMode(display=False) as counter, torch.no_grad():
-            model(x)
-        return int(counter.get_total_flops())
+        return forward_flops(model, torch.zeros(1, self.in_chans, size, size))
+
+
+def forward_flops(model: nn.Module, x: torch.Tensor) -> int:
+    """FLOPs of `model(x)` as torch.utils.flop_counter counts them (a multiply-accumulate is 2).
+
+    Attention runs on the math kernel, whose matrix products the counter sees (it counts the
+    fused CPU kernel as zero, so CPU and CUDA counts would differ). Not under no_grad: the
+    counter's module tracker fails on timm's PiT there.
+    """
+    with FlopCounterMode(display=False) as counter, sdpa_kernel(SDPBackend.MATH):
+        model(x)
+    return int(counter.get_total_flops())
 
 
 SPACES: dict[str, type[SearchSpace]] = {}
