@@ -17,10 +17,19 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from torch import nn
 from torch.nn.functional import cross_entropy
 
 from bench.fashion_mnist import Split, load_split
+from bench.trained_benchmark import export_benchmark
 from spaces.base import Arch, SearchSpace, arch_id, canonical_json
 from spaces.errors import BenchError
 
@@ -29,6 +38,8 @@ FASHION_MNIST_STD = 0.3530
 ARCH_SEED = 0
 REPEATED = 30
 COLUMNS = ["arch_id", "arch", "seed", "accuracy", "seconds", "params", "flops", "threads"]
+DATASET = ("Fashion-MNIST (Xiao, Rasul & Vollgraf 2017, arXiv:1708.07747), "
+           "https://github.com/zalandoresearch/fashion-mnist")
 
 
 @dataclass(frozen=True)
@@ -40,9 +51,9 @@ class Recipe:
     seed sets the initial weights and the batch order. Top-1 accuracy on all 10,000 test images.
     """
 
-    train_images: int = 10_000
+    train_images: int = 20_000
     subset_seed: int = 0
-    epochs: int = 3
+    epochs: int = 4
     batch_size: int = 128
     optimizer: str = "AdamW"
     lr: float = 2e-3
@@ -122,3 +133,144 @@ def train_and_evaluate(space: SearchSpace, arch: Arch, seed: int, train: tuple, 
     model = space.build(arch)
     train_network(model, *train, recipe, seed, max_steps)
     return top1_accuracy(model, *test, recipe.eval_batch_size)
+
+
+@dataclass(frozen=True)
+class Training:
+    """One (architecture, seed) pair of the benchmark's plan."""
+
+    arch: Arch
+    seed: int
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return arch_id(self.arch), self.seed
+
+
+def training_plan(space: SearchSpace, n: int, seeds: int) -> list[Training]:
+    """The benchmark's trainings in order: the first `REPEATED` architectures with every seed, then
+    the remaining architectures with seed 0. Architectures are drawn with the fixed `ARCH_SEED`."""
+    if n < 1 or seeds < 1:
+        raise BenchError(f"need at least one architecture and one seed, got n={n}, seeds={seeds}")
+    archs = [space.validate(arch) for arch in space.sample_many(n, ARCH_SEED)]
+    repeated = [Training(arch, seed) for arch in archs[:REPEATED] for seed in range(seeds)]
+    return repeated + [Training(arch, 0) for arch in archs[REPEATED:]]
+
+
+def read_table(path: Path) -> list[dict]:
+    """The rows of a benchmark table (none if the file does not exist yet)."""
+    if not path.exists():
+        return []
+    with path.open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        if reader.fieldnames != COLUMNS:
+            raise BenchError(f"{path} has columns {reader.fieldnames}, expected {COLUMNS}")
+        return list(reader)
+
+
+def drop_partial_row(path: Path) -> None:
+    """Cut a last row left unfinished by a killed job (the file then lacks its final newline)."""
+    if not path.exists():
+        return
+    text = path.read_bytes()
+    if text and not text.endswith(b"\n"):
+        path.write_bytes(text[: text.rfind(b"\n") + 1])
+
+
+def write_provenance(path: Path, space: SearchSpace, recipe: Recipe, n: int, seeds: int) -> None:
+    """Write the provenance next to the table; an existing one must record the same recipe. The
+    larger of the two architecture counts is kept (the sample of n is a prefix of a larger one),
+    and every (CPU vector kernels, torch version) the table was trained with is listed."""
+    machine = {"cpu_capability": torch.backends.cpu.get_cpu_capability(),
+               "torch": torch.__version__}
+    machines = [machine]
+    if path.exists():
+        recorded = json.loads(path.read_text())
+        if recorded.get("recipe") != json.loads(json.dumps(asdict(recipe))):
+            raise BenchError(f"{path} records a different recipe; train into another --out file")
+        n = max(n, recorded.get("architectures", 0))
+        machines = recorded.get("machines", [])
+        machines += [machine] if machine not in machines else []
+    provenance = {
+        "source": "trained by this project (bench groundtruth train)",
+        "space": space.name,
+        "dataset": DATASET,
+        "dataset_licence": "MIT",
+        "evaluation": "top-1 accuracy (%) on the 10,000 test images",
+        "architectures": n,
+        "architecture_sampling": f"space.sample_many(n, seed={ARCH_SEED}) (a prefix for a "
+                                 "smaller n), in that order",
+        "seeds": f"the first {min(n, REPEATED)} architectures with seeds 0..{seeds - 1}, "
+                 "the others with seed 0",
+        "seed_meaning": "torch.manual_seed(seed) before building the model (initial weights); "
+                        "a torch.Generator seeded with it orders the batches",
+        "recipe": asdict(recipe),
+        "determinism": "CPU, one thread (torch.set_num_threads(1)); same arch and seed give the "
+                       "same accuracy with the same torch and CPU vector kernels",
+        "machines": machines,
+        "columns": {
+            "arch_id": "first 12 hex digits of sha256 of the canonical architecture JSON",
+            "arch": "canonical architecture JSON (sorted keys)",
+            "seed": "training seed",
+            "accuracy": "top-1 accuracy (%) on the Fashion-MNIST test set",
+            "seconds": "wall-clock seconds of training and evaluation",
+            "params": "trainable parameters",
+            "flops": "forward FLOPs of one 28x28 image (a multiply-accumulate is 2 FLOPs)",
+            "threads": "torch CPU threads used",
+        },
+    }
+    path.write_text(json.dumps(provenance, indent=2) + "\n")
+
+
+def train_benchmark(space: SearchSpace, n: int, seeds: int, out: Path,
+                    benchmark: Path | None = None, data_dir: Path | str | None = None,
+                    recipe: Recipe = Recipe(), max_steps: int | None = None,
+                    progress: bool = True) -> int:
+    """Train the plan's missing (architecture, seed) pairs, appending one row to `out` per finished
+    training and, when `benchmark` is given, rewriting the per-architecture benchmark there after
+    each; returns how many it trained. `max_steps` shortens each training (tests only)."""
+    out = Path(out)
+    drop_partial_row(out)
+    done = {(row["arch_id"], int(row["seed"])) for row in read_table(out)}
+    todo = [training for training in training_plan(space, n, seeds) if training.key not in done]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_provenance(out.with_suffix(".json"), space, recipe, n, seeds)
+    if not todo:
+        return 0
+    train, test = load_split("train", data_dir), load_split("test", data_dir)
+    train_data = train_subset(train, recipe)
+    test_data = normalise(test.images), test.labels
+    new_file = not out.exists() or out.stat().st_size == 0
+    with out.open("a", newline="") as handle, training_progress(progress) as bar:
+        writer = csv.DictWriter(handle, fieldnames=COLUMNS)
+        if new_file:
+            writer.writeheader()
+        task = bar.add_task("training", total=len(todo))
+        for training in todo:
+            start = time.perf_counter()
+            accuracy = train_and_evaluate(space, training.arch, training.seed, train_data,
+                                          test_data, recipe, max_steps)
+            row = {
+                "arch_id": arch_id(training.arch),
+                "arch": canonical_json(training.arch),
+                "seed": training.seed,
+                "accuracy": f"{accuracy:.2f}",
+                "seconds": f"{time.perf_counter() - start:.1f}",
+                "params": space.count_params(training.arch),
+                "flops": space.count_flops(training.arch),
+                "threads": torch.get_num_threads(),
+            }
+            writer.writerow(row)
+            handle.flush()
+            bar.console.log(f"{row['arch_id']} seed {row['seed']}: {row['accuracy']} % "
+                            f"in {row['seconds']} s")
+            if benchmark is not None:
+                export_benchmark(out, benchmark)
+            bar.advance(task)
+    return len(todo)
+
+
+def training_progress(visible: bool) -> Progress:
+    """A rich progress bar with elapsed time and time left."""
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), TimeRemainingColumn(), disable=not visible)

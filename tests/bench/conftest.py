@@ -78,3 +78,37 @@ def interrupt_after():
     """`interrupt_after[:] = [k]` makes the counting proxy raise KeyboardInterrupt once it has been
     called k times; `interrupt_after.clear()` lets the next run go through."""
     return STOP_AFTER
+
+
+def write_idx(path, array):
+    """Write a uint8 array as a gzip IDX file (magic 0x0801 labels, 0x0803 images)."""
+    import gzip
+
+    header = bytes([0, 0, 8, array.ndim]) + b"".join(n.to_bytes(4, "big") for n in array.shape)
+    with gzip.open(path, "wb") as handle:
+        handle.write(header + array.astype("uint8").tobytes())
+
+
+@pytest.fixture
+def idx_writer():
+    """The function that writes a uint8 array as a gzip IDX file."""
+    return write_idx
+
+
+@pytest.fixture
+def fashion_mnist_dir(tmp_path):
+    """A tiny data set in Fashion-MNIST's four IDX files: 80 training and 40 test images whose
+    class c is a bright horizontal band at rows 2c..2c+5, with noise (so it can be learned)."""
+    import numpy as np
+
+    from bench.fashion_mnist import FILES
+
+    rng = np.random.default_rng(0)
+    for split, count in (("train", 80), ("test", 40)):
+        labels = np.arange(count) % 10
+        images = rng.integers(0, 60, size=(count, 28, 28))
+        for image, label in zip(images, labels):
+            image[2 * label : 2 * label + 6] += 190
+        write_idx(tmp_path / FILES[(split, "images")], images)
+        write_idx(tmp_path / FILES[(split, "labels")], labels)
+    return tmp_path
