@@ -11,6 +11,8 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from bench.data_cli import data
+from bench.groundtruth_cli import groundtruth
 from spaces.errors import BenchError
 
 console = Console()
@@ -80,7 +82,7 @@ def run(proxy_list, config_path, **options):
 @main.command("proxies")
 def list_proxies():
     """List the registered proxies: name, sign, needs, description, reference."""
-    from proxies.base import get_proxy, all_proxy_names
+    from proxies.base import all_proxy_names, get_proxy
 
     table = Table(title="Registered proxies (every score: higher = predicted better)")
     for column in ("name", "needs", "hyper-parameters", "description", "reference"):
@@ -133,7 +135,32 @@ def arch(space, arch_json, sample, seed, img_size):
     click.echo(json.dumps(info, sort_keys=True))
 
 
-# Subcommands contributed by other modules are added below this line.
-from bench.data_cli import data  # noqa: E402
-
 main.add_command(data)
+main.add_command(groundtruth)
+
+
+@main.command()
+@click.option("--space", default="autoprox-t", show_default=True, help="Search space of the network.")
+@click.option("--batch-size", type=int, default=64, show_default=True)
+@click.option("--img-size", type=int, default=None, help="Input resolution (default: the space's).")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
+              show_default=True)
+@click.option("--out", default="results/perf", show_default=True,
+              help="Directory for perf.csv and perf.json.")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of the architecture, weights and batch.")
+@click.option("--proxies", "proxy_list", default="",
+              help="Comma-separated proxies to time (default: every registered one).")
+@click.option("--repeats", type=int, default=3, show_default=True)
+@click.option("--naive-repeats", type=int, default=1, show_default=True,
+              help="Repeats of the naive NTK, which costs one backward per sample (0 skips it).")
+def perf(space, batch_size, img_size, device, out, seed, proxy_list, repeats, naive_repeats):
+    """Time one training step, every proxy and the naive NTK side by side; write perf.csv."""
+    from bench.perf import PerfConfig, measure_perf, print_perf, write_perf
+
+    config = PerfConfig(space, batch_size, img_size, device, seed, tuple(split_names(proxy_list)),
+                        repeats, naive_repeats)
+    table, setting = measure_perf(config, console)
+    write_perf(table, setting, Path(out))
+    print_perf(table, setting, console)
+    console.print(f"wrote {Path(out) / 'perf.csv'} and perf.json")

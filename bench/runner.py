@@ -15,8 +15,14 @@ import numpy as np
 import pandas as pd
 import torch
 from rich.console import Console
-from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                           TimeElapsedColumn, TimeRemainingColumn)
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from bench.cache import CachedScore, ScoreCache
 from bench.ensemble import ENSEMBLE_PREFIX, ensemble_scores, parse_ensemble
@@ -32,9 +38,11 @@ CORRELATION_COLUMNS = ["proxy", "target", "n", "failures", "ties", "kendall", "k
                        "kendall_hi", "spearman", "pearson", "topk_precision", "top1_relative",
                        "seconds_per_arch"]
 
-# With neither a space nor a benchmark, a run samples this space at reduced resolution.
-DEFAULT_SPACE = "autoprox-t"
-DEFAULT_IMG_SIZE = 64
+# With neither a space nor a benchmark, a run uses the embedded benchmark (trained by the project).
+DEFAULT_BENCHMARK = "micro-fmnist"
+# The space whose training data the shipped real images (bench/data) come from.
+SHIPPED_IMAGES_SPACE = "micro"
+# With a space and no --n, a run samples this many architectures.
 DEFAULT_N = 20
 
 
@@ -122,8 +130,8 @@ def run_benchmark(config: RunConfig, console: Console | None = None) -> RunResul
     console = console or Console(quiet=True)
     candidates = load_candidates(config)
     device = pick_device(config.device)
-    img_size = config.img_size or default_img_size(config, candidates.space)
-    input_kind = pick_input_kind(config)
+    img_size = config.img_size or candidates.space.default_img_size
+    input_kind = pick_input_kind(config, candidates.space)
     batch = make_batch(input_kind, config.batch_size, img_size, candidates.space.in_chans,
                        candidates.space.num_classes, config.seed, config.data_dir).to(device)
     components, ensembles = split_proxies(config.proxies)
@@ -155,10 +163,10 @@ def run_benchmark(config: RunConfig, console: Console | None = None) -> RunResul
 def load_candidates(config: RunConfig) -> Candidates:
     """The run's architectures: every one of a benchmark with the target (or a seeded sample of n
     of them), or n architectures sampled from a space."""
-    if config.benchmark:
+    if config.benchmark or not config.space:
         from spaces.benchmarks import load_benchmark
 
-        bench = load_benchmark(config.benchmark)
+        bench = load_benchmark(config.benchmark or DEFAULT_BENCHMARK)
         target = config.target or bench.provenance.get("default_target")
         if target not in bench.targets():
             raise BenchError(f"benchmark {bench.name} has no ground-truth column {target!r}; "
@@ -175,13 +183,9 @@ def load_candidates(config: RunConfig) -> Candidates:
         archs = [json.loads(text) for text in table["arch"]]
         return Candidates(space, space_kwargs, archs, target, table[target].astype(float).tolist(),
                           {"benchmark": bench.name, **bench.provenance.get("quality", {})})
-    space = get_space(config.space or DEFAULT_SPACE)
+    space = get_space(config.space)
     archs = space.sample_many(config.n or DEFAULT_N, config.seed)
     return Candidates(space, {}, archs, None, None, {})
-
-
-def default_img_size(config: RunConfig, space: SearchSpace) -> int:
-    return DEFAULT_IMG_SIZE if not (config.space or config.benchmark) else space.default_img_size
 
 
 def pick_device(name: str) -> torch.device:
@@ -195,12 +199,12 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def pick_input_kind(config: RunConfig) -> str:
-    """`auto` means real images when a folder is given or the space has shipped ones, else pink."""
+def pick_input_kind(config: RunConfig, space: SearchSpace) -> str:
+    """`auto` means real images when a folder is given or the images shipped with the project
+    (Fashion-MNIST) are the space's own data, else 1/f noise."""
     if config.inputs != "auto":
         return config.inputs
-    has_shipped_images = (config.space or "") == "micro" or bool(config.benchmark)
-    return "real" if config.data_dir or has_shipped_images else "pink"
+    return "real" if config.data_dir or space.name == SHIPPED_IMAGES_SPACE else "pink"
 
 
 def split_proxies(names: tuple[str, ...]) -> tuple[list[str], list[list[str]]]:
@@ -267,7 +271,7 @@ def build_model(space: SearchSpace, arch: Arch, img_size: int, seed: int, device
     torch.manual_seed(seed)
     try:
         return space.build(arch, img_size=img_size).to(device)
-    except Exception as err:  # noqa: BLE001  (recorded as every proxy's failure reason)
+    except Exception as err:
         return err
 
 
@@ -280,7 +284,7 @@ def evaluate(proxy: Proxy, model, batch: Batch, seed: int) -> CachedScore:
     try:
         score = proxy(model, batch)
         error = None if math.isfinite(score) else f"non-finite score {score}"
-    except Exception as err:  # noqa: BLE001  (a failing proxy must not stop the run)
+    except Exception as err:
         score, error = None, describe_error(err)
     if batch.x.is_cuda:
         torch.cuda.synchronize()

@@ -88,9 +88,11 @@ def export_benchmark(trainings_path: Path | str, benchmark_path: Path | str) -> 
     and its provenance (the .json beside it); NAME is the benchmark file's stem."""
     trainings_path, benchmark_path = Path(trainings_path), Path(benchmark_path)
     training_provenance = json.loads(trainings_path.with_suffix(".json").read_text())
-    table = aggregate_trainings(read_trainings(trainings_path))
+    rows = read_trainings(trainings_path)
+    table = aggregate_trainings(rows)
     name = benchmark_path.with_suffix("").name
-    provenance = benchmark_provenance(name, training_provenance, table, trainings_path)
+    provenance = {**benchmark_provenance(name, training_provenance, table, trainings_path),
+                  "quality": benchmark_quality(rows)}
     bench = check_benchmark(Benchmark(name, training_provenance["space"], table, provenance),
                             builds=0)
     benchmark_path.parent.mkdir(parents=True, exist_ok=True)
@@ -135,6 +137,9 @@ def benchmark_quality(rows: pd.DataFrame) -> dict[str, float]:
     for i, j in combinations(seeds, 2):
         both = table[[SEED_COLUMN.format(i), SEED_COLUMN.format(j)]].dropna()
         figures[f"noise ceiling tau(seed {i}, seed {j})"] = kendall_tau(*both.T.values)
+    ceilings = [value for key, value in figures.items() if key.startswith("noise ceiling")]
+    if ceilings:  # the figure that `bench run` prints beside the proxies' tau
+        figures["noise_ceiling_kendall"] = float(sum(ceilings) / len(ceilings))
     figures["tau(params, accuracy)"] = kendall_tau(table["params"], table["accuracy"])
     figures["tau(flops, accuracy)"] = kendall_tau(table["flops"], table["accuracy"])
     return figures

@@ -229,7 +229,7 @@ def check_builds(archs: list[Arch], space: SearchSpace, where: str, builds: int 
         try:
             with torch.no_grad():
                 logits = space.build(archs[row], img_size=CHECK_IMG_SIZE).eval()(image)
-        except Exception as err:  # noqa: BLE001 (any failure to build or run is the defect)
+        except Exception as err:
             raise BenchError(f"{where}: row {row}: {space.name} cannot build this architecture "
                              f"({type(err).__name__}: {err})") from None
         if tuple(logits.shape) != (1, space.num_classes):

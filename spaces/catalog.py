@@ -3,8 +3,8 @@
 Adding a space: write its module, then add it here.
 """
 
-import spaces.autoformer  # noqa: F401
-import spaces.autoprox  # noqa: F401
-import spaces.micro  # noqa: F401
-import spaces.nb201  # noqa: F401
+import spaces.autoformer
+import spaces.autoprox
+import spaces.micro
+import spaces.nb201
 import spaces.pit  # noqa: F401
