@@ -28,7 +28,9 @@ class ToyMLPSpace(SearchSpace):
         return {"width": rng.choice(self.choices()["width"])}
 
     def validate(self, arch):
-        if arch.get("width") not in self.choices()["width"]:
+        if not isinstance(arch, dict) or set(arch) != {"width"}:
+            raise BenchError('toy-mlp architectures are {"width": int}')
+        if arch["width"] not in self.choices()["width"]:
             raise BenchError(f"width must be one of 1..29, not {arch.get('width')}")
         return {"width": arch["width"]}
 
