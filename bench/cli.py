@@ -41,7 +41,7 @@ def split_names(text: str) -> list[str]:
 @main.command()
 @click.option("--proxies", "proxy_list", default=None,
               help="Comma-separated proxy names (see `bench proxies`), default ntk,vintk; "
-                   "ensemble:a+b+c aggregates the ranks of a, b and c.")
+                   "`all` is every registered proxy; ensemble:a+b+c aggregates the ranks of a, b, c.")
 @click.option("--space", default=None, help="Search space to sample from (see `bench spaces`).")
 @click.option("--benchmark", default=None, help="Benchmark whose architectures and accuracies to use.")
 @click.option("--target", default=None, help="Ground-truth column of the benchmark.")

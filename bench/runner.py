@@ -28,7 +28,7 @@ from bench.cache import CachedScore, ScoreCache
 from bench.ensemble import ENSEMBLE_PREFIX, ensemble_scores, parse_ensemble
 from bench.inputs import make_batch
 from bench.metrics import rank_metrics
-from proxies.base import Batch, Proxy, get_proxy
+from proxies.base import Batch, Proxy, all_proxy_names, get_proxy
 from spaces.base import Arch, SearchSpace, arch_id, canonical_json, get_space
 from spaces.errors import BenchError
 
@@ -65,7 +65,7 @@ class RunConfig:
     cache: str | None = None
 
     def __post_init__(self):
-        object.__setattr__(self, "proxies", tuple(self.proxies))
+        object.__setattr__(self, "proxies", expand_all(self.proxies))
         if not self.proxies:
             raise BenchError("no proxies given; see `bench proxies` for the names")
         for name, value in (("n", self.n), ("batch_size", self.batch_size),
@@ -95,6 +95,17 @@ class RunConfig:
     def digest(self) -> str:
         text = json.dumps({**self.to_dict(), "out": None}, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
+def expand_all(names) -> tuple[str, ...]:
+    """The proxy names with `all` replaced by every registered proxy, so that a saved
+    configuration names exactly what was computed."""
+    expanded: list[str] = []
+    for name in names:
+        for item in (all_proxy_names() if name == "all" else [name]):
+            if item not in expanded:
+                expanded.append(item)
+    return tuple(expanded)
 
 
 @dataclass
@@ -174,9 +185,10 @@ def load_candidates(config: RunConfig) -> Candidates:
         # Targets of one benchmark can come from datasets with different class counts.
         space_kwargs = dict(bench.provenance.get("space_kwargs") or {})
         classes = bench.provenance.get("columns", {}).get(target, {}).get("num_classes")
-        if classes:
+        space = bench.search_space()
+        if classes and int(classes) != space.num_classes:
             space_kwargs["num_classes"] = int(classes)
-        space = get_space(bench.space, **space_kwargs)
+            space = get_space(bench.space, **space_kwargs)
         table = bench.table[bench.table[target].notna()]
         if config.n is not None and config.n < len(table):
             table = table.sample(config.n, random_state=config.seed).sort_index()

@@ -106,3 +106,11 @@ def test_unknown_proxy_is_refused_before_any_work(tmp_path, calls):
     with pytest.raises(BenchError, match="unknown proxy 'nope'"):
         run_benchmark(config(tmp_path, proxies=("test_width", "nope")))
     assert calls == []
+
+
+def test_all_expands_to_every_registered_proxy_once(tmp_path):
+    from proxies.base import all_proxy_names
+
+    cfg = config(tmp_path, proxies=("params", "all", "ensemble:ntk+params"))
+    assert cfg.proxies[0] == "params" and cfg.proxies[-1] == "ensemble:ntk+params"
+    assert sorted(cfg.proxies[:-1]) == all_proxy_names()
