@@ -77,3 +77,15 @@ def test_arch_sample_prints_distinct_json_lines_reproducibly():
 def test_proxies_and_spaces_list_what_is_registered():
     assert "grad_norm" in invoke("proxies").output
     assert "toy-mlp" in invoke("spaces").output
+
+
+def test_default_run_uses_the_embedded_benchmark_with_its_noise_ceiling(tmp_path):
+    out = tmp_path / "default"
+    result = invoke("run", "--proxies", "params", "--n", 6, "--out", out,
+                    "--cache", tmp_path / "c.sqlite")
+    assert result.exit_code == 0, result.output
+    summary = (out / "summary.md").read_text()
+    assert "benchmark micro-fmnist" in summary and "real images" in summary
+    assert "noise ceiling" in summary
+    scores = pd.read_csv(out / "scores.csv")
+    assert scores["target"].between(10, 100).all() and len(scores) == 6
