@@ -17,18 +17,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 from torch import nn
 from torch.nn.functional import cross_entropy
 
 from bench.fashion_mnist import Split, load_split
+from bench.progress import progress_bar
 from bench.trained_benchmark import export_benchmark
 from spaces.base import Arch, SearchSpace, arch_id, canonical_json
 from spaces.errors import BenchError
@@ -241,7 +234,8 @@ def train_benchmark(space: SearchSpace, n: int, seeds: int, out: Path,
     train_data = train_subset(train, recipe)
     test_data = normalise(test.images), test.labels
     new_file = not out.exists() or out.stat().st_size == 0
-    with out.open("a", newline="") as handle, training_progress(progress) as bar:
+    with (out.open("a", newline="") as handle,
+          progress_bar("{task.description}", disable=not progress) as bar):
         writer = csv.DictWriter(handle, fieldnames=COLUMNS)
         if new_file:
             writer.writeheader()
@@ -268,9 +262,3 @@ def train_benchmark(space: SearchSpace, n: int, seeds: int, out: Path,
                 export_benchmark(out, benchmark)
             bar.advance(task)
     return len(todo)
-
-
-def training_progress(visible: bool) -> Progress:
-    """A rich progress bar with elapsed time and time left."""
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TimeElapsedColumn(), TimeRemainingColumn(), disable=not visible)

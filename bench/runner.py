@@ -15,19 +15,13 @@ import numpy as np
 import pandas as pd
 import torch
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
+from rich.progress import TextColumn
 
 from bench.cache import CachedScore, ScoreCache
 from bench.ensemble import ENSEMBLE_PREFIX, ensemble_scores, parse_ensemble
 from bench.inputs import make_batch
 from bench.metrics import rank_metrics
+from bench.progress import progress_bar
 from proxies.base import Batch, Proxy, all_proxy_names, get_proxy
 from spaces.base import Arch, SearchSpace, arch_id, canonical_json, get_space
 from spaces.errors import BenchError
@@ -239,10 +233,8 @@ def score_all(candidates: Candidates, proxies: list[Proxy], batch: Batch, settin
               cache: ScoreCache, console: Console) -> list[dict]:
     """Score each architecture with each proxy, reading and filling the cache as it goes."""
     rows = []
-    columns = [TextColumn("[bold]scoring"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("left"),
-               TimeRemainingColumn()]
-    with Progress(*columns, console=console, transient=True) as progress:
+    with progress_bar("[bold]scoring", TextColumn("{task.fields[rate]}"), console=console,
+                      transient=True) as progress:
         task = progress.add_task("archs", total=len(candidates.archs), rate="")
         started = time.perf_counter()
         for index, arch in enumerate(candidates.archs):

@@ -8,6 +8,8 @@ depend on the statistics of the whole batch; ViTs (LayerNorm only) have no such 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
@@ -18,10 +20,12 @@ from proxies.common import cross_entropy, weight_gradients, weights
 ZERO_COST = "Abdelfattah et al., Zero-Cost Proxies for Lightweight NAS, ICLR 2021"
 
 
-def loss_gradients(model: nn.Module, batch: Batch) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-    """The weight tensors of `model` and ∂L/∂W for each, L the cross-entropy on the batch."""
+def sum_over_weights(model: nn.Module, batch: Batch,
+                     term: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> float:
+    """Σ over the weight tensors W of `model` of term(W, ∂L/∂W), L the cross-entropy on the batch."""
     ws = weights(model)
-    return ws, weight_gradients(cross_entropy(model, batch), ws)
+    grads = weight_gradients(cross_entropy(model, batch), ws)
+    return sum(term(w, g) for w, g in zip(ws, grads)).item()
 
 
 @register("grad_norm")
@@ -32,8 +36,7 @@ class GradNorm(Proxy):
     reference = ZERO_COST
 
     def score(self, model: nn.Module, batch: Batch) -> float:
-        _, grads = loss_gradients(model, batch)
-        return sum(g.norm() for g in grads).item()
+        return sum_over_weights(model, batch, lambda w, g: g.norm())
 
 
 @register("snip")
@@ -46,8 +49,7 @@ class Snip(Proxy):
     )
 
     def score(self, model: nn.Module, batch: Batch) -> float:
-        ws, grads = loss_gradients(model, batch)
-        return sum((w * g).abs().sum() for w, g in zip(ws, grads)).item()
+        return sum_over_weights(model, batch, lambda w, g: (w * g).abs().sum())
 
 
 @register("plain")
@@ -58,8 +60,7 @@ class Plain(Proxy):
     reference = ZERO_COST
 
     def score(self, model: nn.Module, batch: Batch) -> float:
-        ws, grads = loss_gradients(model, batch)
-        return sum((w * g).sum() for w, g in zip(ws, grads)).item()
+        return sum_over_weights(model, batch, lambda w, g: (w * g).sum())
 
 
 @register("grasp")

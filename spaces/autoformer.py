@@ -9,7 +9,8 @@ counts equal Cream's `get_sampled_params_numel` (tests/spaces/test_autoformer.py
 6,776,776 example of shared/REFERENCE.md and a hand count).
 
 `SubnetViT` is also the model of `autoprox-t` (spaces/autoprox.py), which changes the attention,
-the pooling and the LayerNorm epsilon.
+the pooling and the LayerNorm epsilon, and of `micro` (spaces/micro.py), which changes the
+attention, the patch size, the blocks' LayerNorm and the initialisation.
 """
 
 from __future__ import annotations
@@ -95,28 +96,31 @@ class SubnetViT(nn.Module):
     """A ViT with one width and per-layer heads and MLP ratios, from timm's PatchEmbed and Block.
 
     `attn_layer` is the blocks' attention class; `global_pool` is "token" (class token) or "avg"
-    (mean of the patch tokens, class token excluded), taken after the final LayerNorm.
+    (mean of the patch tokens, class token excluded), taken after the final LayerNorm (eps
+    `norm_eps`), whose kind the blocks share unless `block_norm_layer` is given.
     Initialisation is timm's ViT one: truncated normal (std 0.02) for linear weights, positions
-    and class token.
+    and class token; with `reset_modules` (timm's default) every other module that has
+    `reset_parameters` (the patch convolution, the relative position tables) is drawn again.
     """
 
     def __init__(self, embed_dim: int, mlp_ratios: list[float], num_heads: list[int], *,
                  img_size: int, in_chans: int, num_classes: int, attn_layer: type[nn.Module],
-                 global_pool: str, norm_eps: float):
+                 global_pool: str, norm_eps: float, patch_size: int = PATCH_SIZE,
+                 block_norm_layer: type[nn.Module] | None = None, reset_modules: bool = True):
         super().__init__()
         norm_layer = partial(nn.LayerNorm, eps=norm_eps)
         self.global_pool = global_pool
-        self.patch_embed = PatchEmbed(img_size, PATCH_SIZE, in_chans, embed_dim)
+        self.patch_embed = PatchEmbed(img_size, patch_size, in_chans, embed_dim)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
         self.pos_embed = nn.Parameter(torch.zeros(1, self.patch_embed.num_patches + 1, embed_dim))
         self.blocks = nn.Sequential(*(
-            Block(embed_dim, heads, ratio, qkv_bias=True, norm_layer=norm_layer,
+            Block(embed_dim, heads, ratio, qkv_bias=True, norm_layer=block_norm_layer or norm_layer,
                   attn_layer=attn_layer)
             for ratio, heads in zip(mlp_ratios, num_heads)
         ))
         self.norm = norm_layer(embed_dim)
         self.head = nn.Linear(embed_dim, num_classes)
-        self.apply(init_weights_vit_timm)
+        self.apply(partial(init_weights_vit_timm, needs_reset=reset_modules))
         trunc_normal_(self.pos_embed, std=0.02)
         trunc_normal_(self.cls_token, std=0.02)
 
@@ -143,6 +147,9 @@ class AutoFormerSpace(SearchSpace):
     attn_layer: ClassVar[type[nn.Module]] = RelativePositionAttention
     global_pool: ClassVar[str] = "token"
     norm_eps: ClassVar[float] = 1e-5  # Cream's LayerNormSuper keeps nn.LayerNorm's default
+    patch_size: ClassVar[int] = PATCH_SIZE
+    block_norm_layer: ClassVar[type[nn.Module] | None] = None
+    reset_modules: ClassVar[bool] = True
 
     def __init__(self, num_classes: int = 1000):
         self.num_classes = positive_int(self.name, "num_classes", num_classes)
@@ -178,13 +185,18 @@ class AutoFormerSpace(SearchSpace):
     def build(self, arch: Arch, img_size: int | None = None) -> nn.Module:
         arch = self.validate(arch)
         size = img_size or self.default_img_size
-        if size < PATCH_SIZE or size % PATCH_SIZE:
-            raise BenchError(f"{self.name}: img_size {size} must be a positive multiple of the "
-                             f"patch size {PATCH_SIZE}")
+        self.check_img_size(size)
         return SubnetViT(arch["embed_dim"], arch["mlp_ratio"], arch["num_heads"], img_size=size,
                          in_chans=self.in_chans, num_classes=self.num_classes,
                          attn_layer=self.attn_layer, global_pool=self.global_pool,
-                         norm_eps=self.norm_eps)
+                         norm_eps=self.norm_eps, patch_size=self.patch_size,
+                         block_norm_layer=self.block_norm_layer, reset_modules=self.reset_modules)
+
+    def check_img_size(self, size: int) -> None:
+        """Raise unless images of `size` pixels make a whole number of patches."""
+        if size < self.patch_size or size % self.patch_size:
+            raise BenchError(f"{self.name}: img_size {size} must be a positive multiple of the "
+                             f"patch size {self.patch_size}")
 
 
 @register_space

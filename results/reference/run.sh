@@ -24,9 +24,13 @@ run() {  # run NAME BENCHMARK TARGET [options...]
 
 # First the headline proxies on the three main ground truths (each later run reuses their scores
 # from the cache and rewrites the same directory with every proxy).
+# On NB201 the NTK takes TE-NAS's per-sample path (BatchNorm in train mode couples the samples),
+# so ViNTK there waits for the full pass.
 PROXIES="ntk,ntk_trace,vintk,params,flops,synflow"
 run autoprox-t-c100_base    autoprox-autoformer c100_base_acc --img-size 64
+PROXIES="ntk,ntk_trace,params,flops,synflow"
 run nb201-cifar10           nb201-naslib        cifar10_val_acc --n 200
+PROXIES="ntk,ntk_trace,vintk,params,flops,synflow"
 run pit-t-c100_base         autoprox-pit        c100_base_acc --img-size 64
 
 PROXIES="all,ensemble:ntk+dss+params"

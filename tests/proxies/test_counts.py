@@ -1,6 +1,3 @@
-import math
-
-import pytest
 import torch
 from torch import nn
 
@@ -49,9 +46,3 @@ def test_flops_of_a_vit_include_the_attention_matmuls():
     head = 2 * dim * 5
     expected = patch_embed + 2 * (linears + attention) + head
     assert get_proxy("flops")(model, images(2, 3, 16)) == expected
-
-
-@pytest.mark.parametrize("name", ["params", "flops"])
-def test_finite_on_the_extreme_architectures_of_every_space(name, extreme_model):
-    model, batch = extreme_model
-    assert math.isfinite(get_proxy(name)(model, batch))

@@ -1,0 +1,69 @@
+"""What every registered proxy promises, whatever its formula: a finite float on the tiny ViT and
+BatchNorm CNN and on the smallest and largest architecture of every space, the same score for the
+same seed (another for another seed), and the caller's model left as it was."""
+
+import math
+
+import pytest
+import torch
+from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from proxies.base import PROXIES, all_proxy_names, get_proxy
+
+
+def project_proxies() -> list[str]:
+    """The proxies the project registers (test modules may register toy proxies of their own)."""
+    return [name for name in all_proxy_names() if PROXIES[name].cls.__module__.startswith("proxies.")]
+
+
+NAMES = project_proxies()
+# Counts read the architecture, not the weights: another seed gives the same score.
+WEIGHT_FREE = {"params", "flops"}
+
+
+def one_per_code_path(names: list[str]) -> list[str]:
+    """The first of each group of registrations that differ only in numeric hyper-parameters (such
+    as ViNTK's σ): they take the same path through the code, so the first covers the group on the
+    costly extreme architectures; every registration still runs on the tiny models below."""
+    first: dict[tuple, str] = {}
+    for name in names:
+        proxy = get_proxy(name)
+        path = (type(proxy), *((key, value) for key, value in proxy.hparams.items()
+                               if isinstance(value, bool) or not isinstance(value, (int, float))))
+        first.setdefault(path, name)
+    return list(first.values())
+
+
+@pytest.mark.parametrize("name", one_per_code_path(NAMES))
+def test_finite_on_the_extreme_architectures_of_every_space(name, extreme_model):
+    model, batch = extreme_model
+    score = get_proxy(name)(model, batch)
+    assert isinstance(score, float) and math.isfinite(score)
+
+
+def caller_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """Parameters and buffers, but not BatchNorm's running statistics, which any forward pass in
+    train mode updates."""
+    running = {f"{name}.{buffer}" for name, module in model.named_modules()
+               if isinstance(module, _BatchNorm)
+               for buffer in ("running_mean", "running_var", "num_batches_tracked")}
+    return {name: value.detach().clone() for name, value in model.state_dict().items()
+            if name not in running}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_same_seed_same_score_and_the_callers_model_is_left_as_it_was(name, small_model):
+    make, batch = small_model
+    proxy = get_proxy(name)
+    model = make(0)
+    before = caller_state(model)
+    score = proxy(model, batch)
+    assert isinstance(score, float) and math.isfinite(score)
+    after = caller_state(model)
+    assert before.keys() == after.keys()
+    assert all(torch.equal(before[key], after[key]) for key in before)
+    assert all(p.requires_grad and p.grad is None for p in model.parameters())
+    assert proxy(make(0), batch) == score
+    if name not in WEIGHT_FREE:
+        assert proxy(make(1), batch) != score
