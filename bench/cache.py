@@ -22,18 +22,21 @@ CREATE TABLE IF NOT EXISTS scores (
     score REAL,
     seconds REAL NOT NULL,
     error TEXT,
-    created REAL NOT NULL
+    created REAL NOT NULL,
+    note TEXT
 )
 """
 
 
 @dataclass(frozen=True)
 class CachedScore:
-    """One proxy evaluation: the score (None on failure), its wall-clock seconds and any error."""
+    """One proxy evaluation: the score (None on failure), its wall-clock seconds, any error, and
+    the proxy's note on how it computed the score (e.g. which NTK construction)."""
 
     score: float | None
     seconds: float
     error: str | None
+    note: str | None = None
 
 
 def cache_key(description: dict) -> str:
@@ -48,20 +51,24 @@ class ScoreCache:
     def __init__(self, path: Path | str):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(self.path)
+        self.db = sqlite3.connect(self.path, timeout=60)  # two runs may share one cache
         self.db.execute(SCHEMA)
+        columns = {row[1] for row in self.db.execute("PRAGMA table_info(scores)")}
+        if "note" not in columns:  # a cache written before notes were kept
+            self.db.execute("ALTER TABLE scores ADD COLUMN note TEXT")
         self.db.commit()
 
     def get(self, description: dict) -> CachedScore | None:
-        row = self.db.execute("SELECT score, seconds, error FROM scores WHERE key = ?",
+        row = self.db.execute("SELECT score, seconds, error, note FROM scores WHERE key = ?",
                               (cache_key(description),)).fetchone()
         return CachedScore(*row) if row else None
 
     def put(self, description: dict, result: CachedScore) -> None:
         self.db.execute(
-            "INSERT OR REPLACE INTO scores VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO scores (key, description, score, seconds, error, created, note)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
             (cache_key(description), json.dumps(description, sort_keys=True), result.score,
-             result.seconds, result.error, time.time()),
+             result.seconds, result.error, time.time(), result.note),
         )
         self.db.commit()
 

@@ -1,5 +1,6 @@
 """What a run shows and writes: the rich table, config.json, scores.csv, correlations.csv,
-summary.md and a scatter plot of each proxy against the ground truth."""
+agreement.csv (where the benchmark publishes scores of the same proxies), summary.md and a scatter
+plot of each proxy against the ground truth."""
 
 from __future__ import annotations
 
@@ -79,14 +80,44 @@ def print_run_table(result: RunResult, console: Console) -> None:
     failures = result.scores[result.scores["error"].notna()]
     for (proxy, error), group in failures.groupby(["proxy", "error"]):
         console.print(f"[yellow]{proxy} failed on {len(group)} architectures: {error}")
+    if has_agreement(result):
+        agreement = Table(title=AGREEMENT_TITLE, title_justify="left")
+        for label in AGREEMENT_LABELS:
+            agreement.add_column(label, justify="left" if label in ("proxy", "published") else "right")
+        for row in agreement_rows(result):
+            agreement.add_row(*row)
+        console.print(agreement)
 
 
-def markdown_table(result: RunResult) -> str:
-    columns = table_columns(result)
-    lines = ["| " + " | ".join(label for _, label in columns) + " |", "|" + "---|" * len(columns)]
-    for row in table_rows(result):
-        lines.append("| " + " | ".join(row[key] for key, _ in columns) + " |")
+AGREEMENT_TITLE = "Agreement with the benchmark's published scores of the same proxies"
+AGREEMENT_LABELS = ("proxy", "published", "n", "Kendall τ", "95% CI", "Spearman ρ")
+
+
+def has_agreement(result: RunResult) -> bool:
+    return result.agreement is not None and not result.agreement.empty
+
+
+def agreement_rows(result: RunResult) -> list[tuple[str, ...]]:
+    return [(r["proxy"], r["reference"], str(r["n"]), fmt(r["kendall"]),
+             f"[{fmt(r['kendall_lo'])}, {fmt(r['kendall_hi'])}]", fmt(r["spearman"]))
+            for r in result.agreement.to_dict("records")]
+
+
+def markdown_table(labels, rows) -> str:
+    lines = ["| " + " | ".join(labels) + " |", "|" + "---|" * len(labels)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def summary_markdown(result: RunResult) -> str:
+    columns = table_columns(result)
+    rows = [[row[key] for key, _ in columns] for row in table_rows(result)]
+    text = (f"# Run {result.out_dir.name}\n\n{headline(result)}\n\n"
+            f"{markdown_table([label for _, label in columns], rows)}\n")
+    if has_agreement(result):
+        text += (f"\n## {AGREEMENT_TITLE}\n\n"
+                 f"{markdown_table(AGREEMENT_LABELS, agreement_rows(result))}\n")
+    return text
 
 
 def write_run(result: RunResult) -> None:
@@ -97,8 +128,9 @@ def write_run(result: RunResult) -> None:
         {"config": result.config.to_dict(), **result.info}, indent=2, sort_keys=True) + "\n")
     result.scores.to_csv(out / "scores.csv", index=False)
     result.correlations.to_csv(out / "correlations.csv", index=False)
-    (out / "summary.md").write_text(f"# Run {out.name}\n\n{headline(result)}\n\n"
-                                    f"{markdown_table(result)}\n")
+    if has_agreement(result):
+        result.agreement.to_csv(out / "agreement.csv", index=False)
+    (out / "summary.md").write_text(summary_markdown(result))
     if result.info["target"]:
         plot_scatter(result.scores, result.info["target"], out / "scatter.png")
 

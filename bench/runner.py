@@ -28,6 +28,7 @@ from spaces.errors import BenchError
 
 RESULTS_DIR = Path("results")
 
+AGREEMENT_COLUMNS = ["proxy", "reference", "n", "kendall", "kendall_lo", "kendall_hi", "spearman"]
 CORRELATION_COLUMNS = ["proxy", "target", "n", "failures", "ties", "kendall", "kendall_lo",
                        "kendall_hi", "spearman", "pearson", "topk_precision", "top1_relative",
                        "seconds_per_arch"]
@@ -111,6 +112,7 @@ class RunResult:
     correlations: pd.DataFrame
     out_dir: Path
     info: dict = field(default_factory=dict)
+    agreement: pd.DataFrame | None = None
 
 
 @dataclass(frozen=True)
@@ -123,6 +125,9 @@ class Candidates:
     target_name: str | None
     targets: list[float] | None
     extras: dict
+    # Published scores of this project's proxies on the same architectures and the target's data
+    # set: proxy name -> (benchmark column, one value per architecture).
+    references: dict[str, tuple[str, list]] = field(default_factory=dict)
 
 
 def run(**options) -> RunResult:
@@ -155,10 +160,12 @@ def run_benchmark(config: RunConfig, console: Console | None = None) -> RunResul
     for spec in ensembles:
         scores = pd.concat([scores, ensemble_scores(scores, spec)], ignore_index=True)
     correlations = correlate(scores, candidates.target_name, config.seed)
+    agreement = agree(scores, candidates.references, config.seed)
     info = run_info(config, setting, candidates, device)
     out_dir = Path(config.out) if config.out else RESULTS_DIR / "runs" / (
         time.strftime("%Y%m%d-%H%M%S") + "-" + config.digest())
-    result = RunResult(config, scores.drop(columns="arch_index"), correlations, out_dir, info)
+    result = RunResult(config, scores.drop(columns="arch_index"), correlations, out_dir, info,
+                       agreement)
     from bench.report import write_run
 
     write_run(result)
@@ -187,8 +194,12 @@ def load_candidates(config: RunConfig) -> Candidates:
         if config.n is not None and config.n < len(table):
             table = table.sample(config.n, random_state=config.seed).sort_index()
         archs = [json.loads(text) for text in table["arch"]]
+        references = {meaning["proxy"]: (column, table[column].astype(float).tolist())
+                      for column, meaning in bench.provenance.get("columns", {}).items()
+                      if meaning.get("proxy") and meaning.get("target") == target}
         return Candidates(space, space_kwargs, archs, target, table[target].astype(float).tolist(),
-                          {"benchmark": bench.name, **bench.provenance.get("quality", {})})
+                          {"benchmark": bench.name, **bench.provenance.get("quality", {})},
+                          references)
     space = get_space(config.space)
     archs = space.sample_many(config.n or DEFAULT_N, config.seed)
     return Candidates(space, {}, archs, None, None, {})
@@ -243,7 +254,8 @@ def score_all(candidates: Candidates, proxies: list[Proxy], batch: Batch, settin
                 rows.append({"arch_index": index, "arch_id": arch_id(arch),
                              "arch": canonical_json(arch), "proxy": proxy.name,
                              "score": np.nan if result.score is None else result.score,
-                             "seconds": result.seconds, "error": result.error})
+                             "seconds": result.seconds, "error": result.error,
+                             "note": result.note})
             rate = (index + 1) / max(time.perf_counter() - started, 1e-9)
             progress.update(task, advance=1, rate=f"{rate:.2f} arch/s")
     return rows
@@ -293,7 +305,7 @@ def evaluate(proxy: Proxy, model, batch: Batch, seed: int) -> CachedScore:
     if batch.x.is_cuda:
         torch.cuda.synchronize()
     seconds = time.perf_counter() - start
-    return CachedScore(score if error is None else None, seconds, error)
+    return CachedScore(score if error is None else None, seconds, error, proxy.note or None)
 
 
 def describe_error(err: Exception) -> str:
@@ -318,6 +330,20 @@ def correlate(scores: pd.DataFrame, target_name: str | None, seed: int) -> pd.Da
         rows.append({"proxy": proxy, "target": against, **metrics,
                      "seconds_per_arch": float(seconds[proxy])})
     return pd.DataFrame(rows, columns=CORRELATION_COLUMNS)
+
+
+def agree(scores: pd.DataFrame, references: dict[str, tuple[str, list]], seed: int) -> pd.DataFrame:
+    """Each proxy against the published score of the same proxy on the same architectures: how
+    far this project's implementation and inputs reproduce the public ranking."""
+    wide = scores.pivot(index="arch_index", columns="proxy", values="score")
+    rows = []
+    for proxy, (column, values) in references.items():
+        if proxy in wide:
+            published = np.asarray(values, dtype=float)[wide.index.to_numpy()]
+            metrics = rank_metrics(wide[proxy].to_numpy(), published, seed=seed)
+            rows.append({"proxy": proxy, "reference": column,
+                         **{key: metrics[key] for key in AGREEMENT_COLUMNS[2:]}})
+    return pd.DataFrame(rows, columns=AGREEMENT_COLUMNS)
 
 
 def run_info(config: RunConfig, setting: dict, candidates: Candidates, device) -> dict:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -63,12 +64,15 @@ class Proxy:
     A subclass sets `needs` and a docstring whose first line is its one-line description, sets
     `reference` to its paper, and implements `score`. Keyword arguments given at registration are
     the proxy's hyper-parameters; they are stored as attributes and are part of the cache key.
-    Call the proxy (`proxy(model, batch)`), not `score`: the call prepares the model as `needs` says.
+    Call the proxy (`proxy(model, batch)`), not `score`: the call prepares the model as `needs` says
+    and restores its buffers afterwards. A proxy that can compute its score in more than one way
+    says in `note` which way the last call took (the runner records it beside the score).
     """
 
     name: ClassVar[str] = ""
     needs: ClassVar[Needs] = Needs()
     reference: ClassVar[str] = ""
+    note: str = ""
 
     def __init__(self, **hparams: Any):
         self.hparams = dict(sorted(hparams.items()))
@@ -79,6 +83,7 @@ class Proxy:
         raise NotImplementedError
 
     def __call__(self, model: nn.Module, batch: Batch) -> float:
+        self.note = ""
         if self.needs.mutates or self.needs.float64:
             model = copy.deepcopy(model)
         if self.needs.float64:
@@ -86,7 +91,8 @@ class Proxy:
             batch = batch.to(batch.x.device, torch.float64)
         model.train(self.needs.train_mode)
         model.zero_grad(set_to_none=True)
-        return float(self.score(model, batch))
+        with preserved_buffers(model):
+            return float(self.score(model, batch))
 
     @classmethod
     def description(cls) -> str:
@@ -95,6 +101,19 @@ class Proxy:
     def config(self) -> dict[str, Any]:
         """Name and hyper-parameters: what identifies this proxy's scores in the cache."""
         return {"name": self.name, **self.hparams}
+
+
+@contextmanager
+def preserved_buffers(model: nn.Module):
+    """Restore `model`'s buffers on exit: a train-mode forward moves BatchNorm's running
+    statistics, and the next proxy on the same model must not see which proxies ran before it."""
+    saved = [(buffer, buffer.clone()) for buffer in model.buffers()]
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for buffer, value in saved:
+                buffer.copy_(value)
 
 
 @dataclass(frozen=True)

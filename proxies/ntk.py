@@ -8,7 +8,7 @@ trainability measure in the form the project uses.
 
 The model is in train mode as in TE-NAS: with BatchNorm the samples then interact, and the kernel
 is computed by TE-NAS's per-sample backward passes instead of the fast per-layer construction;
-the construction used is kept in `kernel_method` (and `kernel_note` says why it fell back).
+the proxy's `note` says when it took that path, and why (the runner records it beside the score).
 """
 
 from __future__ import annotations
@@ -28,12 +28,13 @@ class KernelProxy(Proxy):
 
     needs = Needs()
     kernel_method: str = ""
-    kernel_note: str = ""
 
     def kernel(self, model: nn.Module, x: torch.Tensor) -> torch.Tensor:
         """Θ (N x N, float64) of `model` on images `x`."""
         ntk = ntk_kernel(model, x)
-        self.kernel_method, self.kernel_note = ntk.method, ntk.reason
+        self.kernel_method = ntk.method
+        if ntk.reason:
+            self.note = f"naive NTK (per-sample backward): {ntk.reason}"
         return ntk.kernel
 
 

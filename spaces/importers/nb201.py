@@ -32,6 +32,10 @@ DATASETS = {  # NASLib's key: (column prefix, description, classes, resolution)
     "ImageNet16-120": ("imagenet16_120", ("ImageNet16-120 (120 ImageNet classes at 16 x 16; "
                                           "validation half of its test set)"), 120, 16),
 }
+# The published proxies this project computes too, by their names here (cross-checks in runs).
+SAME_PROXY = {"fisher": "fisher", "flops": "flops", "grad_norm": "grad_norm", "grasp": "grasp",
+              "jacov": "jacob_cov", "l2_norm": "l2_norm", "nwot": "naswot", "params": "params",
+              "plain": "plain", "snip": "snip", "synflow": "synflow"}
 PROXY_NOTES = {
     "synflow": "log of the synflow score",
     "params": "parameters in millions",
@@ -48,9 +52,15 @@ def target_meaning(dataset: str) -> dict:
 
 
 def reference_meaning(dataset: str, proxy: str, publisher: str) -> dict:
+    """What a published score column means; `proxy` names this project's proxy of the same
+    formula and `target` the accuracy column of the same data set, so runs can cross-check."""
     note = PROXY_NOTES.get(proxy, "as published")
-    return {"meaning": f"{proxy} computed by {publisher} on {DATASETS[dataset][1].split(',')[0]} "
-                       f"inputs ({note})"}
+    meaning = {"meaning": f"{proxy} computed by {publisher} on "
+                          f"{DATASETS[dataset][1].split(',')[0]} inputs ({note})",
+               "target": f"{DATASETS[dataset][0]}_val_acc"}
+    if proxy in SAME_PROXY:
+        meaning["proxy"] = SAME_PROXY[proxy]
+    return meaning
 
 
 def import_naslib_nb201(path: Path) -> Benchmark:

@@ -43,7 +43,8 @@ class ToyMLPSpace(SearchSpace):
 
 
 class CountingProxy(Proxy):
-    """The hidden width, recording each call; raises on width 7 so failures can be tested."""
+    """The hidden width, recording each call; raises on width 7 so failures can be tested, and
+    notes odd widths so that notes can be."""
 
     needs = Needs(gradients=False)
 
@@ -54,6 +55,7 @@ class CountingProxy(Proxy):
         width = model[1].out_features
         if width == 7:
             raise RuntimeError("seven is not allowed")
+        self.note = "odd width" if width % 2 else ""
         return float(width)
 
 

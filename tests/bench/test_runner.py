@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from bench.runner import RunConfig, architecture_seed, run_benchmark
@@ -48,6 +49,41 @@ def test_failures_are_recorded_with_their_reason_and_the_run_goes_on(tmp_path, c
     assert "seven is not allowed" in by_width[7]["error"] and np.isnan(by_width[7]["score"])
     assert by_width[13]["error"].startswith("model does not build: ValueError: thirteen")
     assert [by_width[w]["score"] for w in (20, 21, 22)] == [20.0, 21.0, 22.0]
+
+
+def test_a_proxys_note_is_recorded_beside_its_score_and_survives_the_cache(tmp_path, calls):
+    first = run_benchmark(config(tmp_path)).scores
+    again = run_benchmark(config(tmp_path, out=str(tmp_path / "again"))).scores
+    for scores in (first, again):
+        ok = scores[scores["error"].isna()]
+        assert (ok["note"] == "odd width").tolist() == (ok["score"] % 2 == 1).tolist()
+    assert set((tmp_path / "run" / "scores.csv").read_text().splitlines()[0].split(",")) >= {"note"}
+
+
+def test_proxies_are_checked_against_the_published_scores_of_the_same_proxies(tmp_path, calls):
+    from spaces.benchmarks import Benchmark, make_table, save_benchmark
+
+    widths = [3, 5, 8, 11, 17, 20, 26]
+    columns = {"acc": [50.0 + w for w in widths], "ref_width": [w * 2.0 for w in widths],
+               "ref_width_reversed": [-w for w in widths], "ref_other_data": widths}
+    meanings = {"acc": {"meaning": "accuracy"},
+                "ref_width": {"meaning": "w", "proxy": "test_width", "target": "acc"},
+                "ref_width_reversed": {"meaning": "-w", "proxy": "test_width_again",
+                                       "target": "acc"},
+                "ref_other_data": {"meaning": "w", "proxy": "test_width", "target": "other"}}
+    provenance = {"name": "toy", "space": "toy-mlp", "source": "test", "url": None, "commit": None,
+                  "licence": None, "sha256": None, "imported_at": "now", "columns": meanings,
+                  "default_target": "acc"}
+    table = make_table([{"width": w} for w in widths], columns, "toy")
+    path = save_benchmark(Benchmark("toy", "toy-mlp", table, provenance), tmp_path / "data")
+    result = run_benchmark(config(tmp_path, space=None, benchmark=str(path), n=None,
+                                  proxies=("test_width", "test_width_again")))
+    agreement = result.agreement.set_index("proxy")
+    assert agreement.loc["test_width", "reference"] == "ref_width"  # not the other data set's
+    assert agreement.loc["test_width", "kendall"] == pytest.approx(1.0)
+    assert agreement.loc["test_width_again", "kendall"] == pytest.approx(-1.0)
+    assert "published scores" in (tmp_path / "run" / "summary.md").read_text()
+    assert len(pd.read_csv(tmp_path / "run" / "agreement.csv")) == 2
 
 
 def run_with_archs(tmp_path, archs):

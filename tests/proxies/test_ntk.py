@@ -58,4 +58,4 @@ def test_ntk_on_a_cnn_in_train_mode_says_it_used_the_naive_path():
     proxy = get_proxy("ntk")
     score = proxy(cnn, batch_of(torch.randn(4, 3, 8, 8)))
     assert score < -1  # κ ≥ 1
-    assert proxy.kernel_method == "naive" and "BatchNorm" in proxy.kernel_note
+    assert proxy.kernel_method == "naive" and "BatchNorm" in proxy.note

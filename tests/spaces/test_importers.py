@@ -224,7 +224,18 @@ def test_naslib_file_gives_accuracy_and_reference_columns_per_dataset(tmp_path):
     assert bench.table["cifar100_val_acc"].tolist() == pytest.approx([62.02, math.nan],
                                                                      nan_ok=True)
     assert bench.table["ref_cifar10_synflow"].tolist() == [41.9, 50.5]
+    columns = bench.provenance["columns"]
+    assert columns["ref_cifar10_synflow"]["proxy"] == "synflow"
+    assert columns["ref_cifar10_synflow"]["target"] == "cifar10_val_acc"
+    assert columns["ref_cifar100_synflow"]["target"] == "cifar100_val_acc"
     assert bench.provenance["columns"]["cifar100_val_acc"]["num_classes"] == 100
+
+
+def test_published_proxies_map_to_registered_proxies():
+    from proxies.base import all_proxy_names
+    from spaces.importers.nb201 import SAME_PROXY
+
+    assert set(SAME_PROXY.values()) <= set(all_proxy_names())
 
 
 NASLIB_DEFECTS = {
