@@ -135,6 +135,30 @@ def arch(space, arch_json, sample, seed, img_size):
     click.echo(json.dumps(info, sort_keys=True))
 
 
+@main.command()
+@click.argument("run_dirs", nargs=-1, required=True, type=click.Path(file_okay=False))
+@click.option("--proxies", "proxy_list", default="ntk,vintk,params,flops", show_default=True,
+              help="Comma-separated proxies to show, one column each.")
+@click.option("--markdown", default=None, type=click.Path(dir_okay=False),
+              help="Also write the table as markdown to this file.")
+def compare(run_dirs, proxy_list, markdown):
+    """Runs side by side: Kendall τ [95% CI] of each proxy on each run's ground truth."""
+    from bench.compare import cells, compare_runs
+    from bench.report import markdown_table
+
+    proxies = split_names(proxy_list)
+    labels, body = cells(compare_runs([Path(d) for d in run_dirs], proxies), proxies)
+    table = Table(title="Kendall τ [95% bootstrap CI] with each run's ground truth")
+    for label in labels:
+        table.add_column(label, justify="left" if label == "ground truth" else "right")
+    for row in body:
+        table.add_row(*row)
+    console.print(table)
+    if markdown:
+        Path(markdown).write_text(markdown_table(labels, body) + "\n")
+        console.print(f"wrote {markdown}")
+
+
 main.add_command(data)
 main.add_command(groundtruth)
 

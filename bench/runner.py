@@ -270,8 +270,9 @@ def score_architecture(space: SearchSpace, arch: Arch, proxies: list[Proxy], bat
     results: list[CachedScore] = []
     model = None
     seed = architecture_seed(setting["seed"], arch)
+    arch_text = canonical_json(arch)
     for proxy in proxies:
-        description = {**setting, "arch": canonical_json(arch), "proxy": proxy.config()}
+        description = {**setting, "arch": arch_text, "proxy": proxy.config()}
         cached = cache.get(description)
         if cached is None:
             if model is None:

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Regenerates the checked-in reference runs: `run.sh` does everything, `run.sh vit` and
-# `run.sh nb201` one group each, so two cores can run the groups side by side.
+# `run.sh nb201` one group each, so two cores can run the groups side by side, and
+# `run.sh headline` the table of headline.md (and of the README) from the runs.
 # Resumable: every score goes into results/reference/cache.sqlite as it is computed, so
 # rerunning skips what is done.
-# Settings (fixed, not tuned): seed 0; batch 32; ViTs at 64 px (autoprox-t/pit-t are 224 px
+# Settings (fixed, not tuned): seed 0; batch 32; Auto-Prox's ViTs at 64 px (autoprox-t/pit-t are 224 px
 # networks: 64 px keeps the CPU cost affordable, 16 patches + class token), NB201 at its native
-# 32 px; inputs: 1/f (pink) noise, since the benchmarks' own images are not shipped.
+# 32 px; inputs: 1/f (pink) noise, since the benchmarks' own images are not shipped (the
+# embedded micro-fmnist: its shipped real images at 28 px).
 # Needs the public files imported once (or `bench data fetch` on a machine with network):
 #   bench data import ../shared/data/autoprox/gt_autoformer.pth
 #   bench data import ../shared/data/autoprox/gt_autoformer_2.pth
@@ -30,6 +32,9 @@ vit() {  # Auto-Prox's AutoFormer-T and PiT sets, every accuracy column; the mai
     run "$HEADLINE" pit-t-c100_base      autoprox-pit        c100_base_acc --img-size 64
     run "$ALL" autoprox-t-c100_base autoprox-autoformer c100_base_acc --img-size 64
     run "$ALL" pit-t-c100_base      autoprox-pit        c100_base_acc --img-size 64
+    # The embedded benchmark, on its shipped real Fashion-MNIST images at its native 28 px.
+    "$BENCH" run --benchmark micro-fmnist --proxies "$ALL" --seed 0 --batch-size 32 --inputs real \
+        --cache "$OUT/cache.sqlite" --out "$OUT/micro-fmnist"
     # Issue 3's check that every proxy runs without failure: 20 sampled autoprox-t, no ground truth.
     "$BENCH" run --space autoprox-t --n 20 --img-size 64 --proxies all "${COMMON[@]}" \
         --out "$OUT/autoprox-t-sampled20-all-proxies"
@@ -57,9 +62,16 @@ nb201() {  # NB201 CIFAR-10, a seeded 200. The NTK takes TE-NAS's per-sample pat
     run "$ALL" "${args[@]}"
 }
 
+headline() {  # the README's headline table, from the runs' correlations
+    "$BENCH" compare "$OUT"/nb201-cifar10 "$OUT"/autoprox-t-c100_base "$OUT"/pit-t-c100_base \
+        "$OUT"/micro-fmnist --proxies ntk,ntk_trace,vintk,params,flops,synflow \
+        --markdown "$OUT/headline.md"
+}
+
 case "${1:-all}" in
     vit) vit ;;
     nb201) nb201 ;;
-    all) vit; nb201 ;;
-    *) echo "usage: $0 [vit|nb201|all]" >&2; exit 2 ;;
+    headline) headline ;;
+    all) vit; nb201; headline ;;
+    *) echo "usage: $0 [vit|nb201|headline|all]" >&2; exit 2 ;;
 esac
