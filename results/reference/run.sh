@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Regenerates the checked-in reference runs: `run.sh` does everything, `run.sh vit` and
 # `run.sh nb201` one group each, so two cores can run the groups side by side, and
-# `run.sh headline` the table of headline.md (and of the README) from the runs.
+# `run.sh headline` the tables of headline.md and autoprox-columns.md (and of the README) from
+# the runs.
 # Resumable: every score goes into results/reference/cache.sqlite as it is computed, so
 # rerunning skips what is done.
 # Settings (fixed, not tuned): seed 0; batch 32; Auto-Prox's ViTs at 64 px (autoprox-t/pit-t are 224 px
@@ -66,6 +67,8 @@ headline() {  # the README's headline table, from the runs' correlations
     "$BENCH" compare "$OUT"/nb201-cifar10 "$OUT"/autoprox-t-c100_base "$OUT"/pit-t-c100_base \
         "$OUT"/micro-fmnist --proxies ntk,ntk_trace,vintk,params,flops,synflow \
         --markdown "$OUT/headline.md"
+    "$BENCH" compare "$OUT"/autoprox-t-* "$OUT"/pit-t-* --proxies ntk,vintk,params,synflow,zico,dss \
+        --markdown "$OUT/autoprox-columns.md"
 }
 
 case "${1:-all}" in
