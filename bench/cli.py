@@ -139,15 +139,19 @@ def arch(space, arch_json, sample, seed, img_size):
 @click.argument("run_dirs", nargs=-1, required=True, type=click.Path(file_okay=False))
 @click.option("--proxies", "proxy_list", default="ntk,vintk,params,flops", show_default=True,
               help="Comma-separated proxies to show, one column each.")
+@click.option("--difference", "difference_list", multiple=True,
+              help="A-B: add τ(A) − τ(B) with a paired bootstrap 95% CI (repeatable).")
 @click.option("--markdown", default=None, type=click.Path(dir_okay=False),
               help="Also write the table as markdown to this file.")
-def compare(run_dirs, proxy_list, markdown):
+def compare(run_dirs, proxy_list, difference_list, markdown):
     """Runs side by side: Kendall τ [95% CI] of each proxy on each run's ground truth."""
-    from bench.compare import cells, compare_runs
+    from bench.compare import cells, compare_runs, parse_difference
     from bench.report import markdown_table
 
     proxies = split_names(proxy_list)
-    labels, body = cells(compare_runs([Path(d) for d in run_dirs], proxies), proxies)
+    differences = [parse_difference(text) for text in difference_list]
+    table = compare_runs([Path(d) for d in run_dirs], proxies, differences)
+    labels, body = cells(table, proxies, differences)
     table = Table(title="Kendall τ [95% bootstrap CI] with each run's ground truth")
     for label in labels:
         table.add_column(label, justify="left" if label == "ground truth" else "right")

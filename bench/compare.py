@@ -1,5 +1,7 @@
 """Several run directories side by side: one row per run (its space, ground truth and inputs), one
-column per proxy (Kendall τ with its interval), so a proxy can be read across CNN and ViT spaces."""
+column per proxy (Kendall τ with its interval), so a proxy can be read across CNN and ViT spaces,
+and optionally paired differences τ(a) − τ(b) with a bootstrap interval over the run's
+architectures (does a beat b on this benchmark?)."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from bench.metrics import paired_difference
 from spaces.errors import BenchError
 
 
@@ -30,10 +33,21 @@ def describe_run(info: dict) -> str:
             f"{setting['img_size']} px)")
 
 
-def compare_runs(run_dirs: list[Path], proxies: list[str]) -> pd.DataFrame:
+def parse_difference(text: str) -> tuple[str, str]:
+    """'a-b' -> (a, b): proxy names never contain '-'."""
+    first, _, second = text.partition("-")
+    if not first or not second or "-" in second:
+        raise BenchError(f"a difference is two proxy names joined by '-' (e.g. vintk-ntk), "
+                         f"not {text!r}")
+    return first, second
+
+
+def compare_runs(run_dirs: list[Path], proxies: list[str],
+                 differences: list[tuple[str, str]] = ()) -> pd.DataFrame:
     """One row per run with ground truth: `run`, then per proxy its Kendall τ and interval
-    (`<proxy>`, `<proxy>_lo`, `<proxy>_hi`, NaN where the run lacks it), the best proxy of the
-    run and the noise ceiling where the benchmark has one."""
+    (`<proxy>`, `<proxy>_lo`, `<proxy>_hi`, NaN where the run lacks it), per pair (a, b) the
+    paired difference `a-b` with `a-b_lo`, `a-b_hi`, the best proxy of the run and the noise
+    ceiling where the benchmark has one."""
     rows, seen = [], set()
     for run_dir in run_dirs:
         info, correlations = load_run(Path(run_dir))
@@ -46,28 +60,49 @@ def compare_runs(run_dirs: list[Path], proxies: list[str]) -> pd.DataFrame:
             for suffix, column in (("", "kendall"), ("_lo", "kendall_lo"), ("_hi", "kendall_hi")):
                 row[proxy + suffix] = (float(by_proxy.loc[proxy, column]) if proxy in by_proxy.index
                                        else math.nan)
+        if differences:
+            row.update(paired_differences(Path(run_dir), differences, info["resolved"]["seed"]))
         best = by_proxy["kendall"].dropna()
         row["best"] = f"{best.idxmax()} ({best.max():.3f})" if len(best) else ""
         row["noise_ceiling"] = info["benchmark"].get("noise_ceiling_kendall", math.nan)
         rows.append(row)
     if not rows:
         raise BenchError("none of the given run directories has a ground truth to compare")
-    missing = [proxy for proxy in proxies if proxy not in seen]
+    missing = [p for p in [*proxies, *(p for pair in differences for p in pair)] if p not in seen]
     if missing:
         raise BenchError(f"proxy {missing[0]!r} is in none of the runs; they have "
                          f"{', '.join(sorted(seen))}")
     return pd.DataFrame(rows)
 
 
-def cells(table: pd.DataFrame, proxies: list[str]) -> tuple[list[str], list[list[str]]]:
-    """Column labels and formatted cells: τ [lo, hi] per proxy."""
-    def tau(row, proxy):
-        if math.isnan(row[proxy]):
-            return "—"
-        return f"{row[proxy]:.3f} [{row[proxy + '_lo']:.2f}, {row[proxy + '_hi']:.2f}]"
+def paired_differences(run_dir: Path, differences: list[tuple[str, str]], seed: int) -> dict:
+    """τ(a) − τ(b) and its paired bootstrap interval for each pair, from the run's scores."""
+    scores = pd.read_csv(run_dir / "scores.csv")
+    wide = scores.pivot(index="arch", columns="proxy", values="score")
+    target = scores.drop_duplicates("arch").set_index("arch")["target"].loc[wide.index]
+    row = {}
+    for first, second in differences:
+        name = f"{first}-{second}"
+        if first in wide and second in wide:
+            delta, lo, hi = paired_difference(wide[first], wide[second], target, seed=seed)
+        else:
+            delta = lo = hi = math.nan
+        row.update({name: delta, f"{name}_lo": lo, f"{name}_hi": hi})
+    return row
 
-    labels = ["ground truth", *proxies, "best proxy", "noise ceiling"]
-    body = [[row["run"], *(tau(row, p) for p in proxies), row["best"],
+
+def cells(table: pd.DataFrame, proxies: list[str],
+          differences: list[tuple[str, str]] = ()) -> tuple[list[str], list[list[str]]]:
+    """Column labels and formatted cells: τ [lo, hi] per proxy, Δτ [lo, hi] per difference."""
+    def tau(row, column):
+        if math.isnan(row[column]):
+            return "—"
+        return f"{row[column]:.3f} [{row[column + '_lo']:.2f}, {row[column + '_hi']:.2f}]"
+
+    names = [f"{a}-{b}" for a, b in differences]
+    labels = ["ground truth", *proxies, *(f"Δτ {a} − {b}" for a, b in differences), "best proxy",
+              "noise ceiling"]
+    body = [[row["run"], *(tau(row, column) for column in [*proxies, *names]), row["best"],
              "—" if math.isnan(row["noise_ceiling"]) else f"{row['noise_ceiling']:.3f}"]
             for row in table.to_dict("records")]
     return labels, body

@@ -67,7 +67,8 @@ nb201() {  # NB201 CIFAR-10, a seeded 200. The NTK takes TE-NAS's per-sample pat
 
 headline() {  # the README's headline table, from the runs' correlations
     "$BENCH" compare "$OUT"/nb201-cifar10 "$OUT"/autoprox-t-c100_base "$OUT"/pit-t-c100_base \
-        "$OUT"/micro-fmnist --proxies ntk,ntk_trace,vintk,params,flops,synflow \
+        "$OUT"/micro-fmnist --proxies ntk,vintk,params,flops \
+        --difference vintk-ntk --difference ntk-params --difference vintk-params \
         --markdown "$OUT/headline.md"
     "$BENCH" compare "$OUT"/autoprox-t-* "$OUT"/pit-t-* --proxies ntk,vintk,params,synflow,zico,dss \
         --markdown "$OUT/autoprox-columns.md"

@@ -52,3 +52,29 @@ def test_a_proxy_in_no_run_and_a_directory_that_is_no_run_are_refused(runs, tmp_
     result = CliRunner().invoke(main, ["compare", str(tmp_path)])
     assert result.exit_code == 2 and "is not a run directory" in result.output
     assert len(result.output.strip().splitlines()) == 1
+
+
+def test_a_difference_is_the_paired_bootstrap_of_the_runs_scores(runs):
+    from bench.metrics import paired_difference
+
+    table = compare_runs(runs, ["params"], [("grad_norm", "params")])
+    scores = pd.read_csv(runs[0] / "scores.csv")
+    wide = scores.pivot(index="arch", columns="proxy", values="score")
+    target = scores.drop_duplicates("arch").set_index("arch")["target"].loc[wide.index]
+    expected = paired_difference(wide["grad_norm"], wide["params"], target, seed=0)
+    row = table.iloc[0]
+    assert (row["grad_norm-params"], row["grad_norm-params_lo"],
+            row["grad_norm-params_hi"]) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("text, message", [("vintk", "two proxy names joined by '-'"),
+                                           ("a-b-c", "two proxy names joined by '-'")])
+def test_a_malformed_difference_is_refused(runs, text, message):
+    result = CliRunner().invoke(main, ["compare", str(runs[0]), "--proxies", "params",
+                                       "--difference", text])
+    assert result.exit_code == 2 and message in result.output
+
+
+def test_a_difference_naming_a_proxy_in_no_run_is_refused(runs):
+    with pytest.raises(BenchError, match="'ntk' is in none of the runs"):
+        compare_runs(runs, ["params"], [("ntk", "params")])

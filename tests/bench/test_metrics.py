@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from bench.metrics import rank_metrics, topk_precision
+from bench.metrics import paired_difference, rank_metrics, topk_precision
 
 
 def test_correlations_equal_scipy_on_random_data():
@@ -66,3 +66,25 @@ def test_bootstrap_interval_is_reproducible_and_narrows_with_more_architectures(
     large = rank_metrics(a, b, n_boot=200, seed=5)
     assert small == rank_metrics(a[:40], b[:40], n_boot=200, seed=5)
     assert large["kendall_hi"] - large["kendall_lo"] < small["kendall_hi"] - small["kendall_lo"]
+
+
+def test_paired_difference_of_a_proxy_with_itself_is_exactly_zero():
+    rng = np.random.default_rng(0)
+    scores, target = rng.normal(size=40), rng.normal(size=40)
+    assert paired_difference(scores, scores, target, n_boot=200) == (0.0, 0.0, 0.0)
+
+
+def test_paired_difference_of_perfect_and_reversed_rankings_is_two_on_every_resample():
+    target = np.arange(30.0)
+    assert paired_difference(target, -target, target, n_boot=200) == pytest.approx((2, 2, 2))
+
+
+def test_paired_difference_is_the_difference_of_taus_and_its_interval_excludes_zero_when_clear():
+    rng = np.random.default_rng(1)
+    target = rng.normal(size=200)
+    good, poor = target + 0.3 * rng.normal(size=200), target + 3 * rng.normal(size=200)
+    delta, lo, hi = paired_difference(good, poor, target, n_boot=300, seed=2)
+    expected = stats.kendalltau(good, target).statistic - stats.kendalltau(poor, target).statistic
+    assert delta == pytest.approx(expected)
+    assert 0 < lo < delta < hi
+    assert paired_difference(good, poor, target, n_boot=300, seed=2) == (delta, lo, hi)
