@@ -146,18 +146,14 @@ def arch(space, arch_json, sample, seed, img_size):
 def compare(run_dirs, proxy_list, difference_list, markdown):
     """Runs side by side: Kendall τ [95% CI] of each proxy on each run's ground truth."""
     from bench.compare import cells, compare_runs, parse_difference
-    from bench.report import markdown_table
+    from bench.report import markdown_table, rich_table
 
     proxies = split_names(proxy_list)
     differences = [parse_difference(text) for text in difference_list]
     table = compare_runs([Path(d) for d in run_dirs], proxies, differences)
     labels, body = cells(table, proxies, differences)
-    table = Table(title="Kendall τ [95% bootstrap CI] with each run's ground truth")
-    for label in labels:
-        table.add_column(label, justify="left" if label == "ground truth" else "right")
-    for row in body:
-        table.add_row(*row)
-    console.print(table)
+    console.print(rich_table("Kendall τ [95% bootstrap CI] with each run's ground truth", labels,
+                             body))
     if markdown:
         Path(markdown).write_text(markdown_table(labels, body) + "\n")
         console.print(f"wrote {markdown}")

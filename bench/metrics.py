@@ -81,10 +81,11 @@ def paired_difference(first, second, target, n_boot: int = 1000,
     def difference(pick):
         return stats.kendalltau(a[pick], t[pick]).statistic - stats.kendalltau(b[pick], t[pick]).statistic
 
+    observed = float(difference(np.arange(len(t))))
     rng = np.random.default_rng(seed)
     deltas = [d for d in (difference(rng.integers(0, len(t), len(t))) for _ in range(n_boot))
               if np.isfinite(d)]
     if not deltas:
-        return float(difference(np.arange(len(t)))), float("nan"), float("nan")
+        return observed, float("nan"), float("nan")
     lo, hi = np.percentile(deltas, [2.5, 97.5])
-    return float(difference(np.arange(len(t)))), float(lo), float(hi)
+    return observed, float(lo), float(hi)

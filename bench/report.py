@@ -81,12 +81,18 @@ def print_run_table(result: RunResult, console: Console) -> None:
     for (proxy, error), group in failures.groupby(["proxy", "error"]):
         console.print(f"[yellow]{proxy} failed on {len(group)} architectures: {error}")
     if has_agreement(result):
-        agreement = Table(title=AGREEMENT_TITLE, title_justify="left")
-        for label in AGREEMENT_LABELS:
-            agreement.add_column(label, justify="left" if label in ("proxy", "published") else "right")
-        for row in agreement_rows(result):
-            agreement.add_row(*row)
-        console.print(agreement)
+        console.print(rich_table(AGREEMENT_TITLE, AGREEMENT_LABELS, agreement_rows(result),
+                                 text_columns=2))
+
+
+def rich_table(title: str, labels, rows, text_columns: int = 1) -> Table:
+    """A rich table whose first `text_columns` columns are text (left) and the rest numbers."""
+    table = Table(title=title, title_justify="left")
+    for index, label in enumerate(labels):
+        table.add_column(label, justify="left" if index < text_columns else "right")
+    for row in rows:
+        table.add_row(*row)
+    return table
 
 
 AGREEMENT_TITLE = "Agreement with the benchmark's published scores of the same proxies"

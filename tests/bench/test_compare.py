@@ -54,17 +54,14 @@ def test_a_proxy_in_no_run_and_a_directory_that_is_no_run_are_refused(runs, tmp_
     assert len(result.output.strip().splitlines()) == 1
 
 
-def test_a_difference_is_the_paired_bootstrap_of_the_runs_scores(runs):
-    from bench.metrics import paired_difference
-
-    table = compare_runs(runs, ["params"], [("grad_norm", "params")])
-    scores = pd.read_csv(runs[0] / "scores.csv")
-    wide = scores.pivot(index="arch", columns="proxy", values="score")
-    target = scores.drop_duplicates("arch").set_index("arch")["target"].loc[wide.index]
-    expected = paired_difference(wide["grad_norm"], wide["params"], target, seed=0)
-    row = table.iloc[0]
-    assert (row["grad_norm-params"], row["grad_norm-params_lo"],
-            row["grad_norm-params_hi"]) == pytest.approx(expected)
+def test_a_difference_is_the_difference_of_the_runs_kendall_taus_with_an_interval_around_it(runs):
+    table = compare_runs(runs, ["params"], [("grad_norm", "params"), ("params", "grad_norm")])
+    for row, run_dir in zip(table.to_dict("records"), runs):
+        kendall = pd.read_csv(run_dir / "correlations.csv").set_index("proxy")["kendall"]
+        delta = row["grad_norm-params"]
+        assert delta == pytest.approx(kendall["grad_norm"] - kendall["params"])
+        assert row["grad_norm-params_lo"] <= delta <= row["grad_norm-params_hi"]
+        assert row["params-grad_norm"] == pytest.approx(-delta)
 
 
 @pytest.mark.parametrize("text, message", [("vintk", "two proxy names joined by '-'"),
