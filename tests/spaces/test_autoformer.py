@@ -50,6 +50,37 @@ def test_reference_example_has_6776776_parameters():
     assert hand_count(REFERENCE_ARCH) == 6_776_776
 
 
+# Networks of OoD-ViT-NAS's architecture_infors/1k_Vit_Architecture_from_AutoFM_{tiny,small,base}.json
+# (GitHub vovantuan1999a/OoD-ViT-NAS, commit af1e221), with the parameter counts those files state:
+# the published numbers of other code, so a count that is only self-consistent cannot pass.
+PUBLISHED = [  # (space, embed_dim, mlp_ratio, num_heads, params)
+    ("autoformer-t", 216, [4, 3.5, 3.5, 3.5, 3.5, 4, 4, 3.5, 4, 3.5, 4, 3.5],
+     [3, 4, 3, 4, 3, 3, 3, 4, 3, 3, 3, 4], 6_915_532),
+    ("autoformer-t", 192, [4, 3.5, 4, 3.5, 3.5, 4, 3.5, 3.5, 4, 4, 4, 3.5, 4],
+     [3, 4, 3, 3, 4, 3, 3, 4, 4, 4, 4, 4, 3], 6_385_768),
+    ("autoformer-s", 448, [3.5, 3, 3.5, 4, 3.5, 3.5, 3.5, 3.5, 3.5, 4, 3, 4, 3],
+     [6, 5, 5, 7, 6, 7, 7, 7, 5, 6, 5, 7, 5], 28_262_984),
+    ("autoformer-s", 384, [3.5, 4, 3, 3.5, 3.5, 3.5, 4, 4, 3, 4, 3.5, 3.5, 4],
+     [6, 5, 7, 5, 5, 7, 6, 7, 7, 7, 5, 7, 6], 22_645_480),
+    ("autoformer-s", 320, [4, 4, 4, 3.5, 3.5, 3, 4, 3.5, 3.5, 4, 3, 3.5],
+     [5, 5, 5, 5, 7, 7, 6, 6, 5, 5, 7, 5], 15_252_616),
+    ("autoformer-b", 624, [3.5, 3, 3.5, 4, 3.5, 3.5, 3.5, 3.5, 3.5, 4, 3, 4, 3, 3.5, 3],
+     [9, 10, 9, 10, 9, 9, 10, 10, 9, 10, 10, 10, 9, 10, 10], 64_959_352),
+    ("autoformer-b", 576, [4, 4, 4, 3, 3, 3, 4, 3, 4, 4, 3, 3.5, 3, 3.5, 3, 3],
+     [9, 9, 9, 9, 10, 9, 9, 9, 10, 9, 10, 9, 9, 9, 10, 10], 59_839_912),
+    ("autoformer-b", 528, [3.5, 4, 3.5, 3, 4, 4, 3, 3.5, 4, 3, 3.5, 4, 3, 4, 3.5],
+     [9, 9, 10, 10, 10, 10, 9, 10, 10, 10, 9, 9, 9, 10, 9], 50_417_968),
+]
+
+
+@pytest.mark.parametrize("name, embed_dim, mlp_ratio, num_heads, params", PUBLISHED)
+def test_parameter_count_equals_ood_vit_nas_published_count(name, embed_dim, mlp_ratio,
+                                                            num_heads, params):
+    arch = {"embed_dim": embed_dim, "depth": len(mlp_ratio), "mlp_ratio": mlp_ratio,
+            "num_heads": num_heads}
+    assert get_space(name).count_params(arch) == params
+
+
 @pytest.mark.parametrize("name", AUTOFORMER_SPACES)
 def test_parameter_count_matches_hand_count(name):
     space = get_space(name)
