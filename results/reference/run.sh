@@ -65,7 +65,7 @@ nb201() {  # NB201 CIFAR-10, a seeded 200. The NTK takes TE-NAS's per-sample pat
     # The other ViNTK variants (~25 s each per architecture, vintk_mean ~13 s) one at a time, so
     # that every finished stage adds a whole column.
     local variant computed="$cheap,vintk"
-    for variant in vintk_mean vintk_hp vintk_s0.5 vintk_s2 vintk_s4; do
+    for variant in vintk_mean vintk_hp vintk_s4 vintk_s0.5 vintk_s2; do
         computed+=",$variant"
         run "$computed" "${args[@]}"
     done
