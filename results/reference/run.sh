@@ -69,7 +69,7 @@ nb201() {  # NB201 CIFAR-10, a seeded 200. The NTK takes TE-NAS's per-sample pat
         computed+=",$variant"
         run "$computed" "${args[@]}"
     done
-    run "$ALL" "${args[@]}"
+    run "$ALL" "${args[@]}"  # every registered proxy, so one added later is not left out
 }
 
 headline() {  # the README's headline table, from the runs' correlations
