@@ -9,7 +9,6 @@ from pathlib import Path
 
 import click
 from rich.console import Console
-from rich.table import Table
 
 from bench.data_cli import data
 from bench.groundtruth_cli import groundtruth
@@ -82,32 +81,34 @@ def run(proxy_list, config_path, **options):
 @main.command("proxies")
 def list_proxies():
     """List the registered proxies: name, sign, needs, description, reference."""
+    from bench.report import rich_table
     from proxies.base import all_proxy_names, get_proxy
 
-    table = Table(title="Registered proxies (every score: higher = predicted better)")
-    for column in ("name", "needs", "hyper-parameters", "description", "reference"):
-        table.add_column(column, overflow="fold")
+    rows = []
     for name in all_proxy_names():
         proxy = get_proxy(name)
         hparams = ", ".join(f"{k}={v}" for k, v in proxy.hparams.items())
-        table.add_row(name, proxy.needs.describe(), hparams, proxy.description(), proxy.reference)
-    console.print(table)
+        rows.append((name, proxy.needs.describe(), hparams, proxy.description(), proxy.reference))
+    labels = ("name", "needs", "hyper-parameters", "description", "reference")
+    console.print(rich_table("Registered proxies (every score: higher = predicted better)", labels,
+                             rows, text_columns=len(labels), overflow="fold"))
 
 
 @main.command("spaces")
 def list_spaces():
     """List the search spaces with their choices."""
+    from bench.report import rich_table
     from spaces.base import all_space_names, get_space
 
-    table = Table(title="Search spaces")
-    for column in ("name", "input", "classes", "choices", "description"):
-        table.add_column(column, overflow="fold")
+    rows = []
     for name in all_space_names():
         space = get_space(name)
         choices = "\n".join(f"{k}: {v}" for k, v in space.choices().items())
         shape = f"{space.in_chans}x{space.default_img_size}x{space.default_img_size}"
-        table.add_row(name, shape, str(space.num_classes), choices, space.description)
-    console.print(table)
+        rows.append((name, shape, str(space.num_classes), choices, space.description))
+    labels = ("name", "input", "classes", "choices", "description")
+    console.print(rich_table("Search spaces", labels, rows, text_columns=len(labels),
+                             overflow="fold"))
 
 
 @main.command()

@@ -85,11 +85,13 @@ def print_run_table(result: RunResult, console: Console) -> None:
                                  text_columns=2))
 
 
-def rich_table(title: str, labels, rows, text_columns: int = 1) -> Table:
-    """A rich table whose first `text_columns` columns are text (left) and the rest numbers."""
+def rich_table(title: str, labels, rows, text_columns: int = 1, overflow: str = "ellipsis") -> Table:
+    """A rich table whose first `text_columns` columns are text (left) and the rest numbers;
+    overflow "fold" wraps long cells instead of cutting them."""
     table = Table(title=title, title_justify="left")
     for index, label in enumerate(labels):
-        table.add_column(label, justify="left" if index < text_columns else "right")
+        table.add_column(label, justify="left" if index < text_columns else "right",
+                         overflow=overflow)
     for row in rows:
         table.add_row(*row)
     return table
