@@ -18,13 +18,18 @@ console = Console()
 
 
 class BenchGroup(click.Group):
-    """A click group that reports BenchError as one line with exit code 2, never a traceback."""
+    """A click group that reports BenchError, and a bad option of a subcommand, as one line with
+    exit code 2, never a traceback."""
 
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
         except BenchError as err:
             click.echo(f"error: {err}", err=True)
+            sys.exit(2)
+        except click.UsageError as err:
+            command = err.ctx.command_path if err.ctx else "bench"
+            click.echo(f"error: {err.format_message()} (see `{command} --help`)", err=True)
             sys.exit(2)
 
 
@@ -52,13 +57,17 @@ def split_names(text: str) -> list[str]:
               help="Input images: auto = real when available, else 1/f (pink) noise.")
 @click.option("--data-dir", default=None, help="Real images: an ImageFolder or CIFAR root.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None)
+@click.option("--kernel-dtype", type=click.Choice(["float64", "float32"]), default=None,
+              help="dtype of the NTK proxies' per-sample gradients (default float64).")
+@click.option("--retry-failures", is_flag=True, default=None,
+              help="Recompute the cached failures instead of reporting them again.")
 @click.option("--out", default=None, help="Run directory (default results/runs/<time>-<hash>).")
 @click.option("--cache", default=None, help="SQLite score cache (default results/cache.sqlite).")
 @click.option("--config", "config_path", default=None, type=click.Path(dir_okay=False),
               help="Repeat a run from its config.json; other options override it.")
 def run(proxy_list, config_path, **options):
     """Compute proxies on architectures and rank-correlate them with ground truth."""
-    from bench.report import print_run_table
+    from bench.report import prepare_out_dir, print_run_table, write_run
     from bench.runner import RunConfig, run_benchmark
 
     overrides = {key: value for key, value in options.items() if value is not None}
@@ -68,14 +77,21 @@ def run(proxy_list, config_path, **options):
         config = RunConfig.from_file(Path(config_path)).replace(**overrides)
     else:
         config = RunConfig(**overrides)
+    out = config.out_dir()
+    fresh = not out.exists()
+    prepare_out_dir(out)
     try:
         result = run_benchmark(config, console=console)
     except KeyboardInterrupt:
         click.echo("interrupted: every score computed so far is cached; rerun the same command to resume",
                    err=True)
         sys.exit(130)
+    finally:
+        if fresh and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()  # nothing was written: leave no empty run directory behind
+    write_run(result, out)
     print_run_table(result, console)
-    console.print(f"wrote {result.out_dir}")
+    console.print(f"wrote {out}")
 
 
 @main.command("proxies")
@@ -125,11 +141,14 @@ def arch(space, arch_json, sample, seed, img_size):
     if (arch_json is None) == (sample is None):
         raise BenchError("give exactly one of --arch JSON or --sample K")
     if sample is not None:
+        if sample < 1:
+            raise BenchError(f"--sample K must be a positive integer, got {sample}")
         for candidate in search_space.sample_many(sample, seed):
             click.echo(json.dumps(candidate, sort_keys=True))
         return
+    size = search_space.default_img_size if img_size is None else img_size
+    search_space.check_img_size(size)
     parsed = load_arch(search_space, arch_json)
-    size = img_size or search_space.default_img_size
     info = {"space": space, "arch_id": arch_id(parsed), "arch": parsed,
             "params": search_space.count_params(parsed),
             "flops": search_space.count_flops(parsed, size), "img_size": size}
@@ -179,12 +198,15 @@ main.add_command(groundtruth)
 @click.option("--repeats", type=int, default=3, show_default=True)
 @click.option("--naive-repeats", type=int, default=1, show_default=True,
               help="Repeats of the naive NTK, which costs one backward per sample (0 skips it).")
-def perf(space, batch_size, img_size, device, out, seed, proxy_list, repeats, naive_repeats):
+@click.option("--kernel-dtype", type=click.Choice(["float64", "float32"]), default="float64",
+              show_default=True, help="dtype of the NTK proxies and of the naive NTK.")
+def perf(space, batch_size, img_size, device, out, seed, proxy_list, repeats, naive_repeats,
+         kernel_dtype):
     """Time one training step, every proxy and the naive NTK side by side; write perf.csv."""
     from bench.perf import PerfConfig, measure_perf, print_perf, write_perf
 
     config = PerfConfig(space, batch_size, img_size, device, seed, tuple(split_names(proxy_list)),
-                        repeats, naive_repeats)
+                        repeats, naive_repeats, kernel_dtype)
     table, setting = measure_perf(config, console)
     write_perf(table, setting, Path(out))
     print_perf(table, setting, console)

@@ -27,7 +27,7 @@ def data():
 
 
 @data.command("import")
-@click.argument("path", type=click.Path(dir_okay=False))
+@click.argument("path")  # checked by the importer, so that a bad path is one line as well
 @click.option("--name", default=None, help="Name to store it under (default: the importer's).")
 @click.option("--format", "file_format", default="auto", show_default=True,
               type=click.Choice(["auto", "native", "autoprox", "ood-vit-nas", "naslib-nb201",
@@ -57,9 +57,9 @@ def list_command(data_dir):
         table.add_column(column, overflow="fold")
     for entry in entries:
         prov = entry["provenance"]
-        columns = prov.get("columns", {})
+        columns = prov["columns"] if isinstance(prov.get("columns"), dict) else {}
         refs = sum(1 for c in columns if c.startswith("ref_"))
-        with open(entry["path"], encoding="utf-8") as f:
+        with open(entry["path"], "rb") as f:
             rows = sum(1 for _ in f) - 1
         table.add_row(entry["name"], entry["location"], str(prov.get("space", "?")), str(rows),
                       str(prov.get("default_target", "?")), str(len(columns) - refs), str(refs))

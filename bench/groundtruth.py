@@ -4,16 +4,20 @@ The `micro` benchmark (spaces/micro.py) is trained on Fashion-MNIST on a CPU. Ev
 training appends one row to a CSV table and flushes it, so the job can be killed and resumed at any
 time; a resumed job reads the table and never trains the same (architecture, seed) twice. The first
 `REPEATED` architectures are trained with every seed first, so seed noise is measurable early.
+The provenance beside the table is recomputed from its rows after each training; a job with nothing
+to train writes nothing.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
+from itertools import groupby
 from pathlib import Path
 
 import torch
@@ -151,14 +155,18 @@ def training_plan(space: SearchSpace, n: int, seeds: int) -> list[Training]:
 
 
 def read_table(path: Path) -> list[dict]:
-    """The rows of a benchmark table (none if the file does not exist yet)."""
+    """The complete rows of a benchmark table (none if the file does not exist yet); a last row
+    left unfinished by a killed job is ignored here and cut only before the next append."""
     if not path.exists():
         return []
-    with path.open(newline="") as handle:
-        reader = csv.DictReader(handle)
-        if reader.fieldnames != COLUMNS:
-            raise BenchError(f"{path} has columns {reader.fieldnames}, expected {COLUMNS}")
-        return list(reader)
+    text = path.read_text()
+    complete = text[: text.rfind("\n") + 1]
+    if not complete:
+        return []
+    reader = csv.DictReader(io.StringIO(complete, newline=""))
+    if reader.fieldnames != COLUMNS:
+        raise BenchError(f"{path} has columns {reader.fieldnames}, expected {COLUMNS}")
+    return list(reader)
 
 
 def drop_partial_row(path: Path) -> None:
@@ -170,36 +178,82 @@ def drop_partial_row(path: Path) -> None:
         path.write_bytes(text[: text.rfind(b"\n") + 1])
 
 
-def write_provenance(path: Path, space: SearchSpace, recipe: Recipe, n: int, seeds: int) -> None:
-    """Write the provenance next to the table; an existing one must record the same recipe. The
-    larger of the two architecture counts is kept (the sample of n is a prefix of a larger one),
-    and every (CPU vector kernels, torch version) the table was trained with is listed."""
-    machine = {"cpu_capability": torch.backends.cpu.get_cpu_capability(),
-               "torch": torch.__version__}
-    machines = [machine]
-    if path.exists():
-        recorded = json.loads(path.read_text())
-        if recorded.get("recipe") != json.loads(json.dumps(asdict(recipe))):
-            raise BenchError(f"{path} records a different recipe; train into another --out file")
-        n = max(n, recorded.get("architectures", 0))
-        machines = recorded.get("machines", [])
-        machines += [machine] if machine not in machines else []
-    provenance = {
+def this_machine() -> dict:
+    """What an accuracy depends on besides the recipe and threads: CPU vector kernels and torch."""
+    return {"cpu_capability": torch.backends.cpu.get_cpu_capability(), "torch": torch.__version__}
+
+
+def recorded_provenance(path: Path, recipe: Recipe) -> dict:
+    """The provenance beside a table ({} if none yet); refuses one recorded with another recipe."""
+    if not path.exists():
+        return {}
+    recorded = json.loads(path.read_text())
+    if recorded.get("recipe") != json.loads(json.dumps(asdict(recipe))):
+        raise BenchError(f"{path} records a different recipe; train into another --out file")
+    return recorded
+
+
+def seed_groups(rows: list[dict]) -> list[tuple[int, tuple[int, ...]]]:
+    """Runs of consecutive architectures (in order of first training) trained with the same seeds,
+    as (how many architectures, their seeds)."""
+    seeds: dict[str, set[int]] = {}
+    for row in rows:
+        seeds.setdefault(row["arch_id"], set()).add(int(row["seed"]))
+    runs = groupby(tuple(sorted(arch_seeds)) for arch_seeds in seeds.values())
+    return [(len(list(run)), key) for key, run in runs]
+
+
+def describe_seeds(seeds: tuple[int, ...]) -> str:
+    """'seed 0', 'seeds 0..2' for a range, 'seeds 0, 2' otherwise."""
+    if len(seeds) == 1:
+        return f"seed {seeds[0]}"
+    if seeds == tuple(range(seeds[0], seeds[-1] + 1)):
+        return f"seeds {seeds[0]}..{seeds[-1]}"
+    return "seeds " + ", ".join(map(str, seeds))
+
+
+def describe_seed_groups(groups: list[tuple[int, tuple[int, ...]]]) -> str:
+    """The provenance's `seeds`, e.g. 'the first 30 architectures with seeds 0..2, the others with
+    seed 0'."""
+    if len(groups) == 1:
+        return f"every architecture with {describe_seeds(groups[0][1])}"
+    (first, first_seeds), *middle, (_, last_seeds) = groups
+    parts = [f"the first {first} architectures with {describe_seeds(first_seeds)}"]
+    parts += [f"the next {count} with {describe_seeds(seeds)}" for count, seeds in middle]
+    return ", ".join([*parts, f"the others with {describe_seeds(last_seeds)}"])
+
+
+def describe_determinism(rows: list[dict]) -> str:
+    """The provenance's `determinism`, naming the torch thread counts the rows were trained with."""
+    threads = sorted({int(row["threads"]) for row in rows})
+    if threads == [1]:
+        return ("CPU, one thread (torch.set_num_threads(1)); same arch and seed give the same "
+                "accuracy with the same torch and CPU vector kernels")
+    return (f"CPU, torch threads {', '.join(map(str, threads))} (the threads column says which); "
+            "same arch, seed and threads give the same accuracy with the same torch and CPU "
+            "vector kernels")
+
+
+def training_provenance(space: SearchSpace, recipe: Recipe, rows: list[dict],
+                        machines: list[dict]) -> dict:
+    """The provenance of a per-training table. `architectures`, `seeds` and `determinism` are
+    computed from its rows, never from a command's arguments; `machines` lists every (CPU vector
+    kernels, torch version) that trained a row, which the rows themselves do not record."""
+    groups = seed_groups(rows)
+    return {
         "source": "trained by this project (bench groundtruth train)",
         "space": space.name,
         "dataset": DATASET,
         "dataset_licence": "MIT",
         "evaluation": "top-1 accuracy (%) on the 10,000 test images",
-        "architectures": n,
+        "architectures": sum(count for count, _ in groups),
         "architecture_sampling": f"space.sample_many(n, seed={ARCH_SEED}) (a prefix for a "
                                  "smaller n), in that order",
-        "seeds": f"the first {min(n, REPEATED)} architectures with seeds 0..{seeds - 1}, "
-                 "the others with seed 0",
+        "seeds": describe_seed_groups(groups),
         "seed_meaning": "torch.manual_seed(seed) before building the model (initial weights); "
                         "a torch.Generator seeded with it orders the batches",
         "recipe": asdict(recipe),
-        "determinism": "CPU, one thread (torch.set_num_threads(1)); same arch and seed give the "
-                       "same accuracy with the same torch and CPU vector kernels",
+        "determinism": describe_determinism(rows),
         "machines": machines,
         "columns": {
             "arch_id": "first 12 hex digits of sha256 of the canonical architecture JSON",
@@ -212,7 +266,6 @@ def write_provenance(path: Path, space: SearchSpace, recipe: Recipe, n: int, see
             "threads": "torch CPU threads used",
         },
     }
-    path.write_text(json.dumps(provenance, indent=2) + "\n")
 
 
 def train_benchmark(space: SearchSpace, n: int, seeds: int, out: Path,
@@ -220,19 +273,22 @@ def train_benchmark(space: SearchSpace, n: int, seeds: int, out: Path,
                     recipe: Recipe = Recipe(), max_steps: int | None = None,
                     progress: bool = True) -> int:
     """Train the plan's missing (architecture, seed) pairs, appending one row to `out` per finished
-    training and, when `benchmark` is given, rewriting the per-architecture benchmark there after
-    each; returns how many it trained. `max_steps` shortens each training (tests only)."""
+    training, then rewriting its provenance from all its rows and, when `benchmark` is given, the
+    per-architecture benchmark there; returns how many it trained. With nothing to train it writes
+    nothing. `max_steps` shortens each training (tests only)."""
     out = Path(out)
-    drop_partial_row(out)
+    provenance_path = out.with_suffix(".json")
+    machines = recorded_provenance(provenance_path, recipe).get("machines", [])
     done = {(row["arch_id"], int(row["seed"])) for row in read_table(out)}
     todo = [training for training in training_plan(space, n, seeds) if training.key not in done]
-    out.parent.mkdir(parents=True, exist_ok=True)
-    write_provenance(out.with_suffix(".json"), space, recipe, n, seeds)
     if not todo:
         return 0
+    machines += [this_machine()] if this_machine() not in machines else []
     train, test = load_split("train", data_dir), load_split("test", data_dir)
     train_data = train_subset(train, recipe)
     test_data = normalise(test.images), test.labels
+    out.parent.mkdir(parents=True, exist_ok=True)
+    drop_partial_row(out)
     new_file = not out.exists() or out.stat().st_size == 0
     with (out.open("a", newline="") as handle,
           progress_bar("{task.description}", disable=not progress) as bar):
@@ -241,24 +297,32 @@ def train_benchmark(space: SearchSpace, n: int, seeds: int, out: Path,
             writer.writeheader()
         task = bar.add_task("training", total=len(todo))
         for training in todo:
-            start = time.perf_counter()
-            accuracy = train_and_evaluate(space, training.arch, training.seed, train_data,
-                                          test_data, recipe, max_steps)
-            row = {
-                "arch_id": arch_id(training.arch),
-                "arch": canonical_json(training.arch),
-                "seed": training.seed,
-                "accuracy": f"{accuracy:.2f}",
-                "seconds": f"{time.perf_counter() - start:.1f}",
-                "params": space.count_params(training.arch),
-                "flops": space.count_flops(training.arch),
-                "threads": torch.get_num_threads(),
-            }
+            row = trained_row(space, training, train_data, test_data, recipe, max_steps)
             writer.writerow(row)
             handle.flush()
             bar.console.log(f"{row['arch_id']} seed {row['seed']}: {row['accuracy']} % "
                             f"in {row['seconds']} s")
+            provenance = training_provenance(space, recipe, read_table(out), machines)
+            provenance_path.write_text(json.dumps(provenance, indent=2) + "\n")
             if benchmark is not None:
                 export_benchmark(out, benchmark)
             bar.advance(task)
     return len(todo)
+
+
+def trained_row(space: SearchSpace, training: Training, train_data: tuple, test_data: tuple,
+                recipe: Recipe, max_steps: int | None) -> dict:
+    """Train one (architecture, seed) pair and return its row of the table."""
+    start = time.perf_counter()
+    accuracy = train_and_evaluate(space, training.arch, training.seed, train_data, test_data,
+                                  recipe, max_steps)
+    return {
+        "arch_id": arch_id(training.arch),
+        "arch": canonical_json(training.arch),
+        "seed": training.seed,
+        "accuracy": f"{accuracy:.2f}",
+        "seconds": f"{time.perf_counter() - start:.1f}",
+        "params": space.count_params(training.arch),
+        "flops": space.count_flops(training.arch),
+        "threads": torch.get_num_threads(),
+    }

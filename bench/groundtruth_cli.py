@@ -51,7 +51,11 @@ def train(space, n, seeds, data_dir, out, benchmark, threads):
     out = Path(out) if out else default_out
     benchmark = Path(benchmark) if benchmark else default_benchmark
     trained = train_benchmark(get_space(space), n, seeds, out, benchmark, data_dir)
-    console.print(f"trained {trained} networks; table {out}, benchmark {benchmark}")
+    if trained:
+        console.print(f"trained {trained} networks; table {out}, benchmark {benchmark}")
+    else:
+        console.print(f"nothing to train: {out} has every (architecture, seed) pair; "
+                      "no file written")
 
 
 @groundtruth.command("quality")

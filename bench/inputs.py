@@ -7,6 +7,7 @@ flat spectrum and so no low/high-frequency contrast for ViNTK to reveal (REFEREN
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -28,8 +29,8 @@ def make_batch(kind: str, batch_size: int, img_size: int, in_chans: int, num_cla
     elif kind == "pink":
         x = pink_noise(shape, gen)
     elif kind == "real":
-        x, y = real_images(batch_size, img_size, in_chans, seed, data_dir)
-        return Batch(x, y % num_classes, num_classes, kind)
+        x, y = real_images(batch_size, img_size, in_chans, num_classes, seed, data_dir)
+        return Batch(x, y, num_classes, kind)
     else:
         raise BenchError(f"unknown input kind {kind!r}; choose one of {', '.join(INPUT_KINDS)}")
     y = torch.randint(num_classes, (batch_size,), generator=gen)
@@ -56,32 +57,45 @@ def standardise(images: torch.Tensor) -> torch.Tensor:
     return (images - mean) / std
 
 
-def real_images(batch_size: int, img_size: int, in_chans: int, seed: int,
+def real_images(batch_size: int, img_size: int, in_chans: int, num_classes: int, seed: int,
                 data_dir: str | None) -> tuple[torch.Tensor, torch.Tensor]:
     """`batch_size` images drawn with `seed` from `data_dir` (an ImageFolder or a CIFAR root), or
     from the Fashion-MNIST sample shipped with the project when no folder is given.
 
-    Images are resized to img_size, converted to in_chans (grey repeated, colour averaged) and
-    standardised per image and channel, so the batch matches what the model expects.
+    The source must fit the space: the same number of channels and no more classes than the
+    space's head has (a label the head cannot output would make every label-based proxy
+    meaningless). Images are resized to img_size and standardised per image and channel.
     """
-    count, take = open_image_source(data_dir, img_size)
-    if count < batch_size:
-        raise BenchError(f"only {count} real images available, batch size {batch_size} asked")
-    pick = torch.randperm(count, generator=torch.Generator().manual_seed(seed))[:batch_size]
-    images, labels = take(pick.tolist())
+    source = open_image_source(data_dir, img_size)
+    where = data_dir or "the shipped Fashion-MNIST sample (28 px grey, 10 classes)"
+    if source.channels != in_chans or source.classes > num_classes:
+        advice = " give --data-dir with images of the space's data set" if data_dir is None else ""
+        raise BenchError(f"real images from {where} have {source.channels} channel(s) and "
+                         f"{source.classes} classes; the space takes {in_chans} channel(s) and "
+                         f"{num_classes} classes;{advice or ' give a folder that fits'}")
+    if source.count < batch_size:
+        raise BenchError(f"only {source.count} real images in {where}, batch size {batch_size} asked")
+    pick = torch.randperm(source.count, generator=torch.Generator().manual_seed(seed))[:batch_size]
+    images, labels = source.take(pick.tolist())
     x = F.interpolate(images.float(), size=(img_size, img_size), mode="bilinear",
                       antialias=True, align_corners=False)
-    if x.shape[1] != in_chans:
-        x = x.mean(dim=1, keepdim=True).expand(-1, in_chans, -1, -1).contiguous()
     return standardise(x), labels.long()
 
 
-ImageSource = tuple[int, Callable[[list[int]], tuple[torch.Tensor, torch.Tensor]]]
+@dataclass(frozen=True)
+class ImageSource:
+    """How many images a source has, their channels and classes, and a function that loads the
+    ones at given indices (uint8, N x C x H x W, and labels)."""
+
+    count: int
+    channels: int
+    classes: int
+    take: Callable[[list[int]], tuple[torch.Tensor, torch.Tensor]]
 
 
 def open_image_source(data_dir: str | None, img_size: int) -> ImageSource:
-    """The number of images in a source and a function that loads the ones at given indices
-    (uint8, N x C x H x W, and labels); only the picked images of a folder are decoded."""
+    """The images of `data_dir` (the shipped sample when None); only the picked images of a
+    folder are decoded."""
     if data_dir is None:
         from bench.fashion_mnist import load_real_sample
 
@@ -97,16 +111,19 @@ def open_image_source(data_dir: str | None, img_size: int) -> ImageSource:
         except RuntimeError:
             continue
         return tensor_source(torch.as_tensor(dataset.data).permute(0, 3, 1, 2),
-                             torch.as_tensor(dataset.targets))
+                             torch.as_tensor(dataset.targets), len(dataset.classes))
     try:
         folder = datasets.ImageFolder(root)
     except (FileNotFoundError, RuntimeError) as err:
         raise BenchError(f"{root} is neither a CIFAR root nor an ImageFolder: {err}") from None
-    return len(folder), lambda indices: folder_images(folder, indices, img_size)
+    return ImageSource(len(folder), 3, len(folder.classes),
+                       lambda indices: folder_images(folder, indices, img_size))
 
 
-def tensor_source(images: torch.Tensor, labels: torch.Tensor) -> ImageSource:
-    return len(images), lambda indices: (images[indices], labels[indices])
+def tensor_source(images: torch.Tensor, labels: torch.Tensor,
+                  classes: int | None = None) -> ImageSource:
+    return ImageSource(len(images), images.shape[1], classes or int(labels.max()) + 1,
+                       lambda indices: (images[indices], labels[indices]))
 
 
 def folder_images(folder, indices: list[int], size: int) -> tuple[torch.Tensor, torch.Tensor]:

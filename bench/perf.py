@@ -40,7 +40,7 @@ from rich.table import Table
 from torch import nn
 
 from bench.inputs import make_batch
-from bench.runner import pick_device
+from bench.runner import KERNEL_DTYPES, pick_device
 from proxies.base import Batch, all_proxy_names, get_proxy
 from proxies.ntk_kernel import ntk_kernel
 from spaces.base import canonical_json, get_space
@@ -68,12 +68,15 @@ class PerfConfig:
     proxies: tuple[str, ...] = ()
     repeats: int = 3
     naive_repeats: int = 1
+    kernel_dtype: str = "float64"
 
     def __post_init__(self):
         if self.batch_size < 2:
             raise BenchError(f"batch size must be at least 2 for an NTK, got {self.batch_size}")
         if self.repeats < 1 or self.naive_repeats < 0:
             raise BenchError("repeats must be at least 1 and naive repeats at least 0")
+        if self.kernel_dtype not in KERNEL_DTYPES:
+            raise BenchError(f"kernel dtype must be one of {', '.join(KERNEL_DTYPES)}")
 
 
 @dataclass
@@ -101,13 +104,16 @@ def measure_perf(config: PerfConfig, console: Console | None = None) -> tuple[pd
     batch = make_batch(INPUT_KIND, config.batch_size, img_size, space.in_chans,
                        space.num_classes, config.seed).to(device)
     names = list(config.proxies) or all_proxy_names()
-    proxies = {name: get_proxy(name) for name in names}
+    dtype = KERNEL_DTYPES[config.kernel_dtype]
+    proxies = {name: get_proxy(name, dtype) for name in names}
     meter = PeakMemory(device)
 
     student = copy.deepcopy(model)
     calls: dict[str, Callable[[], object]] = {TRAIN_STEP: lambda: train_step(student, batch)}
     calls.update({name: (lambda p=p: p(model, batch)) for name, p in proxies.items()})
-    calls[NAIVE_NTK] = lambda: ntk_kernel(model.train(), batch.x, "naive")
+    # In the kernel proxies' dtype, the conversion timed as theirs is.
+    calls[NAIVE_NTK] = lambda: ntk_kernel(copy.deepcopy(model).to(dtype).train(),
+                                          batch.x.to(dtype), "naive")
     results = {name: Measurement(name) for name in calls}
     results[TRAIN_STEP].method = "AdamW"
     results[NAIVE_NTK].method = "naive"

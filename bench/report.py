@@ -6,13 +6,19 @@ from __future__ import annotations
 
 import json
 import math
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
-from bench.runner import RunResult
+from spaces.errors import BenchError
+
+if TYPE_CHECKING:  # the runner imports this module, never the other way round
+    from bench.runner import RunResult
 
 COLUMNS = [("proxy", "proxy"), ("n", "n"), ("kendall", "Kendall τ"), ("interval", "95% CI"),
            ("spearman", "Spearman ρ"), ("topk_precision", "top-10%"),
@@ -117,10 +123,10 @@ def markdown_table(labels, rows) -> str:
     return "\n".join(lines)
 
 
-def summary_markdown(result: RunResult) -> str:
+def summary_markdown(result: RunResult, name: str) -> str:
     columns = table_columns(result)
     rows = [[row[key] for key, _ in columns] for row in table_rows(result)]
-    text = (f"# Run {result.out_dir.name}\n\n{headline(result)}\n\n"
+    text = (f"# Run {name}\n\n{headline(result)}\n\n"
             f"{markdown_table([label for _, label in columns], rows)}\n")
     if has_agreement(result):
         text += (f"\n## {AGREEMENT_TITLE}\n\n"
@@ -128,19 +134,33 @@ def summary_markdown(result: RunResult) -> str:
     return text
 
 
-def write_run(result: RunResult) -> None:
+def prepare_out_dir(out: Path | str) -> Path:
+    """Create the run directory and check that files can be written in it, before any scoring."""
+    out = Path(out)
+    probe = out / f".write-test-{uuid.uuid4().hex}"
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise BenchError(f"cannot write the run directory {out}: {err.strerror or err}") from None
+    return out
+
+
+def write_run(result: RunResult, out: Path | str) -> Path:
     """Write the run directory: everything needed to repeat the run and read its results."""
-    out = result.out_dir
-    out.mkdir(parents=True, exist_ok=True)
+    out = prepare_out_dir(out)
+    result.out_dir = out
     (out / "config.json").write_text(json.dumps(
         {"config": result.config.to_dict(), **result.info}, indent=2, sort_keys=True) + "\n")
     result.scores.to_csv(out / "scores.csv", index=False)
     result.correlations.to_csv(out / "correlations.csv", index=False)
     if has_agreement(result):
         result.agreement.to_csv(out / "agreement.csv", index=False)
-    (out / "summary.md").write_text(summary_markdown(result))
+    (out / "summary.md").write_text(summary_markdown(result, out.name))
     if result.info["target"]:
         plot_scatter(result.scores, result.info["target"], out / "scatter.png")
+    return out
 
 
 def plot_scatter(scores: pd.DataFrame, target_name: str, path) -> None:

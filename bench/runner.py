@@ -1,4 +1,8 @@
-"""The benchmark runner: architectures x proxies -> cached scores -> rank correlations -> files."""
+"""The benchmark runner: architectures x proxies -> cached scores -> rank correlations.
+
+`run_benchmark` computes and returns a RunResult; writing the run directory is a separate step
+(bench/report.py `write_run`) that the CLI and `run(..., out=...)` take.
+"""
 
 from __future__ import annotations
 
@@ -17,12 +21,13 @@ import torch
 from rich.console import Console
 from rich.progress import TextColumn
 
-from bench.cache import CachedScore, ScoreCache
+from bench.cache import CachedScore, ScoreCache, batch_digest, library_versions
 from bench.ensemble import ENSEMBLE_PREFIX, ensemble_scores, parse_ensemble
 from bench.inputs import make_batch
 from bench.metrics import rank_metrics
 from bench.progress import progress_bar
-from proxies.base import Batch, Proxy, all_proxy_names, get_proxy
+from bench.report import prepare_out_dir, write_run
+from proxies.base import Batch, Proxy, all_proxy_names, get_proxy, shared_work
 from spaces.base import Arch, SearchSpace, arch_id, canonical_json, get_space
 from spaces.errors import BenchError
 
@@ -39,6 +44,9 @@ DEFAULT_BENCHMARK = "micro-fmnist"
 SHIPPED_IMAGES_SPACE = "micro"
 # With a space and no --n, a run samples this many architectures.
 DEFAULT_N = 20
+KERNEL_DTYPES = {"float64": torch.float64, "float32": torch.float32}
+# Architectures the resolution check tries before it calls a resolution impossible.
+RESOLUTION_PROBES = 3
 
 
 @dataclass(frozen=True)
@@ -56,6 +64,8 @@ class RunConfig:
     inputs: str = "auto"
     data_dir: str | None = None
     device: str = "auto"
+    kernel_dtype: str = "float64"
+    retry_failures: bool = False
     out: str | None = None
     cache: str | None = None
 
@@ -71,6 +81,9 @@ class RunConfig:
             raise BenchError("give --space or --benchmark, not both: a benchmark fixes its space")
         if self.target and not self.benchmark:
             raise BenchError("--target names a column of a benchmark; give --benchmark too")
+        if self.kernel_dtype not in KERNEL_DTYPES:
+            raise BenchError(f"--kernel-dtype must be one of {', '.join(KERNEL_DTYPES)}, "
+                             f"not {self.kernel_dtype!r}")
 
     def replace(self, **changes) -> RunConfig:
         return dataclasses.replace(self, **changes)
@@ -88,8 +101,15 @@ class RunConfig:
             raise BenchError(f"cannot read a run configuration from {path}: {err}") from None
 
     def digest(self) -> str:
-        text = json.dumps({**self.to_dict(), "out": None}, sort_keys=True)
+        """A short hash of what determines the scores (not where they are written or cached)."""
+        text = json.dumps({**self.to_dict(), "out": None, "cache": None, "retry_failures": None},
+                          sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+    def out_dir(self) -> Path:
+        """Where the run is written: --out, else results/runs/<time>-<digest>."""
+        return Path(self.out) if self.out else RESULTS_DIR / "runs" / (
+            time.strftime("%Y%m%d-%H%M%S") + "-" + self.digest())
 
 
 def expand_all(names) -> tuple[str, ...]:
@@ -105,14 +125,15 @@ def expand_all(names) -> tuple[str, ...]:
 
 @dataclass
 class RunResult:
-    """What a run produced: long-format scores, one row per proxy of correlations, and where."""
+    """What a run produced: long-format scores and one row per proxy of correlations; `out_dir`
+    is set once the run is written."""
 
     config: RunConfig
     scores: pd.DataFrame
     correlations: pd.DataFrame
-    out_dir: Path
     info: dict = field(default_factory=dict)
     agreement: pd.DataFrame | None = None
+    out_dir: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -131,45 +152,99 @@ class Candidates:
 
 
 def run(**options) -> RunResult:
-    """Python entry point: `run(proxies=["ntk", "params"], space="autoprox-t", n=20)`."""
-    return run_benchmark(RunConfig(**options))
+    """Python entry point: `run(proxies=["ntk", "params"], space="autoprox-t", n=20)` computes;
+    with `out=DIR` it also writes the run directory (checked writable before any scoring)."""
+    config = RunConfig(**options)
+    if config.out:
+        prepare_out_dir(config.out_dir())
+    result = run_benchmark(config)
+    if config.out:
+        write_run(result, config.out_dir())
+    return result
 
 
 def run_benchmark(config: RunConfig, console: Console | None = None) -> RunResult:
-    """Score every architecture with every proxy (reusing the cache), correlate, write the run."""
+    """Score every architecture with every proxy (reusing the cache) and correlate. Everything
+    a user can get wrong is checked before the first score (`prepare`)."""
     console = console or Console(quiet=True)
-    candidates = load_candidates(config)
-    device = pick_device(config.device)
-    img_size = config.img_size or candidates.space.default_img_size
-    input_kind = pick_input_kind(config, candidates.space)
-    batch = make_batch(input_kind, config.batch_size, img_size, candidates.space.in_chans,
-                       candidates.space.num_classes, config.seed, config.data_dir).to(device)
-    components, ensembles = split_proxies(config.proxies)
-    proxies = [get_proxy(name) for name in components]
-    setting = {"space": candidates.space.name, "space_kwargs": candidates.space_kwargs,
-               "inputs": input_kind, "data_dir": config.data_dir, "batch_size": config.batch_size,
-               "img_size": img_size, "seed": config.seed, "device": device.type}
-    cache = ScoreCache(config.cache or RESULTS_DIR / "cache.sqlite")
+    prepared = prepare(config)
     try:
-        rows = score_all(candidates, proxies, batch, setting, cache, console)
+        rows = score_all(prepared, config.retry_failures, console)
     finally:
-        cache.close()
+        prepared.cache.close()
+    candidates = prepared.candidates
     scores = pd.DataFrame(rows)
     if candidates.targets is not None:
         scores["target"] = [candidates.targets[i] for i in scores["arch_index"]]
-    for spec in ensembles:
+    for spec in prepared.ensembles:
         scores = pd.concat([scores, ensemble_scores(scores, spec)], ignore_index=True)
     correlations = correlate(scores, candidates.target_name, config.seed)
     agreement = agree(scores, candidates.references, config.seed)
-    info = run_info(config, setting, candidates, device)
-    out_dir = Path(config.out) if config.out else RESULTS_DIR / "runs" / (
-        time.strftime("%Y%m%d-%H%M%S") + "-" + config.digest())
-    result = RunResult(config, scores.drop(columns="arch_index"), correlations, out_dir, info,
-                       agreement)
-    from bench.report import write_run
+    info = run_info(config, prepared.setting, candidates, prepared.batch.x.device)
+    return RunResult(config, scores.drop(columns="arch_index"), correlations, info, agreement)
 
-    write_run(result)
-    return result
+
+@dataclass
+class PreparedRun:
+    """A run whose configuration passed every check: what `score_all` needs."""
+
+    candidates: Candidates
+    proxies: list[Proxy]
+    ensembles: list[list[str]]
+    batch: Batch
+    setting: dict
+    key_setting: dict
+    cache: ScoreCache
+
+
+def prepare(config: RunConfig) -> PreparedRun:
+    """Resolve and check the configuration: architectures, proxies against the batch size, the
+    resolution against the space, the input images, the cache. Raises BenchError, having
+    scored and cached nothing."""
+    candidates = load_candidates(config)
+    space = candidates.space
+    device = pick_device(config.device)
+    img_size = config.img_size or space.default_img_size
+    components, ensembles = split_proxies(config.proxies)
+    proxies = [get_proxy(name, KERNEL_DTYPES[config.kernel_dtype]) for name in components]
+    for proxy in proxies:
+        problem = proxy.batch_problem(config.batch_size)
+        if problem:
+            raise BenchError(f"--batch-size {config.batch_size}: {problem}")
+    check_resolution(space, candidates.archs, img_size)
+    input_kind = pick_input_kind(config, space)
+    batch = make_batch(input_kind, config.batch_size, img_size, space.in_chans, space.num_classes,
+                       config.seed, config.data_dir)
+    setting = {"space": space.name, "space_kwargs": candidates.space_kwargs, "inputs": input_kind,
+               "data_dir": config.data_dir, "batch_size": config.batch_size, "img_size": img_size,
+               "seed": config.seed, "device": device.type}
+    # The key names the batch by its content (which covers a --data-dir's images), not its path.
+    key_setting = {**{k: v for k, v in setting.items() if k != "data_dir"},
+                   "batch": batch_digest(batch), "versions": library_versions()}
+    cache = ScoreCache(config.cache or RESULTS_DIR / "cache.sqlite")
+    return PreparedRun(candidates, proxies, ensembles, batch.to(device), setting, key_setting,
+                       cache)
+
+
+def check_resolution(space: SearchSpace, archs: list[Arch], img_size: int) -> None:
+    """The space's own rule for `img_size`, then a one-image forward of the run's first
+    architectures: a resolution no model of the run can take is the user's error, not N
+    failures. One architecture that fails while another runs is that architecture's failure."""
+    space.check_img_size(img_size)
+    errors = []
+    for arch in archs[:RESOLUTION_PROBES]:
+        torch.manual_seed(0)
+        try:
+            with torch.no_grad():
+                space.build(arch, img_size=img_size).eval()(
+                    torch.zeros(1, space.in_chans, img_size, img_size))
+            return
+        except BenchError:
+            raise
+        except Exception as err:
+            errors.append(describe_error(err))
+    raise BenchError(f"{space.name}: no model runs on {img_size} px images ({errors[0]}); "
+                     "choose another --img-size")
 
 
 def load_candidates(config: RunConfig) -> Candidates:
@@ -240,16 +315,16 @@ def architecture_seed(seed: int, arch: Arch) -> int:
     return int.from_bytes(digest[:4], "little")
 
 
-def score_all(candidates: Candidates, proxies: list[Proxy], batch: Batch, setting: dict,
-              cache: ScoreCache, console: Console) -> list[dict]:
+def score_all(prepared: PreparedRun, retry_failures: bool, console: Console) -> list[dict]:
     """Score each architecture with each proxy, reading and filling the cache as it goes."""
+    candidates, proxies = prepared.candidates, prepared.proxies
     rows = []
     with progress_bar("[bold]scoring", TextColumn("{task.fields[rate]}"), console=console,
                       transient=True) as progress:
         task = progress.add_task("archs", total=len(candidates.archs), rate="")
         started = time.perf_counter()
         for index, arch in enumerate(candidates.archs):
-            results = score_architecture(candidates.space, arch, proxies, batch, setting, cache)
+            results = score_architecture(prepared, arch, retry_failures)
             for proxy, result in zip(proxies, results):
                 rows.append({"arch_index": index, "arch_id": arch_id(arch),
                              "arch": canonical_json(arch), "proxy": proxy.name,
@@ -261,25 +336,32 @@ def score_all(candidates: Candidates, proxies: list[Proxy], batch: Batch, settin
     return rows
 
 
-def score_architecture(space: SearchSpace, arch: Arch, proxies: list[Proxy], batch: Batch,
-                       setting: dict, cache: ScoreCache) -> list[CachedScore]:
+def score_architecture(prepared: PreparedRun, arch: Arch,
+                       retry_failures: bool = False) -> list[CachedScore]:
     """Each proxy's score on one architecture; the model is built only if something is missing.
 
-    A proxy that raises, or returns a non-finite value, is recorded as a failure with its reason.
+    A proxy that raises, or returns a non-finite value, is recorded (and cached) as a failure
+    with its reason; `retry_failures` recomputes cached failures. A transient error (out of
+    memory, a CUDA error) is reported for this run only, never cached. The proxies share work
+    on the model (proxies.base.shared_work), counted in the seconds of the first that needs it.
     """
     results: list[CachedScore] = []
     model = None
-    seed = architecture_seed(setting["seed"], arch)
+    batch, cache = prepared.batch, prepared.cache
+    seed = architecture_seed(prepared.setting["seed"], arch)
     arch_text = canonical_json(arch)
-    for proxy in proxies:
-        description = {**setting, "arch": arch_text, "proxy": proxy.config()}
-        cached = cache.get(description)
-        if cached is None:
-            if model is None:
-                model = build_model(space, arch, setting["img_size"], seed, batch.x.device)
-            cached = evaluate(proxy, model, batch, seed)
-            cache.put(description, cached)
-        results.append(cached)
+    with shared_work():
+        for proxy in prepared.proxies:
+            description = {**prepared.key_setting, "arch": arch_text, "proxy": proxy.config()}
+            cached = cache.get(description)
+            if cached is None or (retry_failures and cached.error):
+                if model is None:
+                    model = build_model(prepared.candidates.space, arch,
+                                        prepared.setting["img_size"], seed, batch.x.device)
+                cached = evaluate(proxy, model, batch, seed)
+                if not cached.transient:
+                    cache.put(description, cached)
+            results.append(cached)
     return results
 
 
@@ -288,25 +370,41 @@ def build_model(space: SearchSpace, arch: Arch, img_size: int, seed: int, device
     torch.manual_seed(seed)
     try:
         return space.build(arch, img_size=img_size).to(device)
+    except BenchError:
+        raise
     except Exception as err:
         return err
 
 
+def is_transient(err: BaseException) -> bool:
+    """Errors that say nothing about the architecture: out of memory, a CUDA or driver fault."""
+    return (isinstance(err, (torch.OutOfMemoryError, MemoryError))
+            or (isinstance(err, RuntimeError) and "CUDA" in str(err)))
+
+
 def evaluate(proxy: Proxy, model, batch: Batch, seed: int) -> CachedScore:
-    """Run one proxy, timing it and turning any exception into a recorded failure."""
+    """Run one proxy, timing it and turning an exception into a recorded failure (transient
+    when `is_transient`). A BenchError is the user's input at fault and ends the run."""
     if isinstance(model, Exception):
-        return CachedScore(None, 0.0, f"model does not build: {describe_error(model)}")
+        return CachedScore(None, 0.0, f"model does not build: {describe_error(model)}",
+                           transient=is_transient(model))
     torch.manual_seed(seed)
     start = time.perf_counter()
+    transient = False
     try:
         score = proxy(model, batch)
         error = None if math.isfinite(score) else f"non-finite score {score}"
+    except BenchError:
+        raise
     except Exception as err:
-        score, error = None, describe_error(err)
+        score, error, transient = None, describe_error(err), is_transient(err)
     if batch.x.is_cuda:
         torch.cuda.synchronize()
     seconds = time.perf_counter() - start
-    return CachedScore(score if error is None else None, seconds, error, proxy.note or None)
+    if transient:
+        error = f"{error} (transient: not cached, rerun to retry)"
+    return CachedScore(score if error is None else None, seconds, error, proxy.note or None,
+                       transient)
 
 
 def describe_error(err: Exception) -> str:

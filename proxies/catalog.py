@@ -1,16 +1,24 @@
-"""Imports every proxy module once, so that their @register decorators run.
+"""The one place that lists the proxy modules; importing it runs their @register decorators.
 
-Adding a proxy: write one decorated class in a module of `proxies/`, then list the module here.
+Adding a proxy: write one decorated class in a module of `proxies/`, then add the module's name
+to PROXY_MODULES.
 """
 
-import proxies.counts
-import proxies.dss
-import proxies.fisher
-import proxies.jacob_cov
-import proxies.meco
-import proxies.naswot
-import proxies.ntk
-import proxies.saliency
-import proxies.synflow
-import proxies.vintk
-import proxies.zico  # noqa: F401
+import importlib
+
+PROXY_MODULES = (
+    "counts",
+    "dss",
+    "fisher",
+    "jacob_cov",
+    "meco",
+    "naswot",
+    "ntk",
+    "saliency",
+    "synflow",
+    "vintk",
+    "zico",
+)
+
+for module in PROXY_MODULES:
+    importlib.import_module(f"proxies.{module}")

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from proxies.base import Batch
 
@@ -39,6 +40,40 @@ def weights(model: nn.Module) -> list[torch.Tensor]:
 def cross_entropy(model: nn.Module, batch: Batch) -> torch.Tensor:
     """Mean cross-entropy of `model` on the batch's images and labels."""
     return F.cross_entropy(model(batch.x), batch.y)
+
+
+def samples_interact(module: nn.Module) -> bool:
+    """BatchNorm normalising with the statistics of the batch mixes the samples."""
+    return isinstance(module, _BatchNorm) and (module.training or module.running_mean is None)
+
+
+def loss_gradients(model: nn.Module, batch: Batch,
+                   params: list[torch.Tensor]) -> tuple[list[torch.Tensor], int]:
+    """∂L/∂p for the mean cross-entropy L on the batch, and into how many parts the batch was cut:
+    out of GPU memory, where the samples do not interact, the size-weighted sum of the gradients
+    of 2, 4, ... parts (a mean decomposes over the batch)."""
+    parts = 1
+    while True:
+        try:
+            return part_gradients(model, batch, params, parts), parts
+        except torch.OutOfMemoryError:
+            if 2 * parts > len(batch.x) or any(samples_interact(m) for m in model.modules()):
+                raise
+            parts *= 2
+            if batch.x.is_cuda:
+                torch.cuda.empty_cache()
+
+
+def part_gradients(model: nn.Module, batch: Batch, params: list[torch.Tensor],
+                   parts: int) -> list[torch.Tensor]:
+    if parts == 1:
+        return weight_gradients(cross_entropy(model, batch), params)
+    total = [torch.zeros_like(p) for p in params]
+    for x, y in zip(batch.x.chunk(parts), batch.y.chunk(parts)):
+        part = Batch(x, y, batch.num_classes, batch.kind)
+        for sum_, grad in zip(total, weight_gradients(cross_entropy(model, part), params)):
+            sum_.add_(grad, alpha=len(x) / len(batch.x))
+    return total
 
 
 def weight_gradients(

@@ -16,7 +16,7 @@ from spaces.base import forward_flops
 class Params(Proxy):
     """Trainable parameter count, Σ numel(p) over the parameters with requires_grad."""
 
-    needs = Needs(gradients=False, train_mode=False)
+    needs = Needs(gradients=False, weights=False, train_mode=False)
     reference = "Abdelfattah et al., Zero-Cost Proxies for Lightweight NAS, ICLR 2021 (baseline)"
 
     def score(self, model: nn.Module, batch: Batch) -> float:
@@ -27,7 +27,7 @@ class Params(Proxy):
 class Flops(Proxy):
     """Forward FLOPs of one image at the batch's resolution (torch.utils.flop_counter, MAC = 2)."""
 
-    needs = Needs(gradients=False, train_mode=False)
+    needs = Needs(gradients=False, weights=False, train_mode=False)
     reference = "Abdelfattah et al., Zero-Cost Proxies for Lightweight NAS, ICLR 2021 (baseline)"
 
     def score(self, model: nn.Module, batch: Batch) -> float:

@@ -13,7 +13,6 @@ from torch import nn
 
 from proxies.base import Batch, Needs, Proxy, register
 from proxies.common import UndefinedScore
-from spaces.errors import BenchError
 
 
 def input_jacobians(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -49,12 +48,10 @@ class JacobCov(Proxy):
     correlation undefined; that is raised as UndefinedScore rather than returned as NaN.
     """
 
-    needs = Needs()
+    needs = Needs(min_batch=2)
     reference = ("Mellor et al., Neural Architecture Search without Training, "
                  "arXiv 2006.04647v1, 2020")
 
     def score(self, model: nn.Module, batch: Batch) -> float:
-        if len(batch.x) < 2:
-            raise BenchError("jacob_cov needs a batch of at least 2 inputs")
         jacobians = input_jacobians(model, batch.x).detach().cpu().to(torch.float64).numpy()
         return jacobian_covariance_score(jacobians, self.k)

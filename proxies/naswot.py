@@ -58,7 +58,7 @@ class Naswot(Proxy):
     CNN's codes depend on the whole batch, as in the public code.
     """
 
-    needs = Needs(gradients=False)
+    needs = Needs(gradients=False, min_batch=2)
     reference = "Mellor et al., Neural Architecture Search without Training, ICML 2021"
 
     def score(self, model: nn.Module, batch: Batch) -> float:

@@ -9,6 +9,13 @@ trainability measure in the form the project uses.
 The model is in train mode as in TE-NAS: with BatchNorm the samples then interact, and the kernel
 is computed by TE-NAS's per-sample backward passes instead of the fast per-layer construction;
 the proxy's `note` says when it took that path, and why (the runner records it beside the score).
+
+Precision: κ of an untrained network's NTK reaches 1e7 and more, and λ_min carries the relative
+round-off of the per-sample gradients times κ (float32: ~1e-7 · 1e7 = all of it). So the model and
+batch run in float64 (`Needs(kernel=True)`; a run may ask for float32 kernels), TF32 is off, and
+a score whose κ·ε of that dtype exceeds 1e-2 gets a note that its κ is beyond the dtype's
+resolution. Proxies of one architecture share one kernel per (model, inputs): `ntk` and
+`ntk_trace` build it once (proxies.base.shared).
 """
 
 from __future__ import annotations
@@ -16,26 +23,42 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from proxies.base import Batch, Needs, Proxy, register
+from proxies.base import Batch, Needs, Proxy, register, shared
 from proxies.ntk_kernel import condition_number, ntk_kernel
 
 TE_NAS = ("Chen et al., Neural Architecture Search on ImageNet in Four GPU Hours: "
           "A Theoretically Inspired Perspective (TE-NAS), ICLR 2021")
 
+# κ·ε above this: the condition number is beyond what the kernel's dtype resolves.
+RESOLUTION_LIMIT = 1e-2
+
 
 class KernelProxy(Proxy):
-    """A proxy computed from the empirical NTK; remembers which construction computed it."""
+    """A proxy computed from the empirical NTK; says in its note how the kernel was built."""
 
-    needs = Needs()
-    kernel_method: str = ""
+    needs = Needs(kernel=True, min_batch=2)
+    version = 2  # float64 kernels, checked fast path
+    kernel_method: str = ""  # "fast" or "naive": how the last kernel was built
 
     def kernel(self, model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-        """Θ (N x N, float64) of `model` on images `x`."""
-        ntk = ntk_kernel(model, x)
+        """Θ (N x N, float64) of `model` on images `x`, shared with the other kernel proxies."""
+        ntk = shared(("ntk",), (model, x), lambda: ntk_kernel(model, x))
         self.kernel_method = ntk.method
         if ntk.reason:
-            self.note = f"naive NTK (per-sample backward): {ntk.reason}"
+            self.add_note(f"naive NTK (per-sample backward): {ntk.reason}")
+        if ntk.blocks > 1:
+            self.add_note(f"kernel built from pairs of {ntk.blocks} blocks of the batch after "
+                          "running out of memory")
         return ntk.kernel
+
+    def condition_number(self, kernel: torch.Tensor) -> float:
+        """κ of the kernel, with a note when κ·ε of the kernel dtype exceeds RESOLUTION_LIMIT."""
+        kappa = condition_number(kernel)
+        eps = torch.finfo(self.kernel_dtype).eps
+        if kappa * eps > RESOLUTION_LIMIT:
+            self.add_note(f"condition number {kappa:.3g} is beyond {self.kernel_dtype} resolution "
+                          f"(κ·ε = {kappa * eps:.2g} > {RESOLUTION_LIMIT:g})")
+        return kappa
 
 
 @register("ntk")
@@ -45,7 +68,7 @@ class NTKConditionNumber(KernelProxy):
     reference = TE_NAS
 
     def score(self, model: nn.Module, batch: Batch) -> float:
-        return -condition_number(self.kernel(model, batch.x))
+        return -self.condition_number(self.kernel(model, batch.x))
 
 
 @register("ntk_trace")

@@ -19,13 +19,28 @@ count too). Two constructions give the same N x N kernel:
 
 The fast construction needs samples that do not interact and modules called once per forward.
 BatchNorm in train mode (batch statistics) breaks the first: `ntk_kernel` then takes the naive
-construction and says so in the method it returns.
+construction and says so in the method it returns. A network it does not know can break them in
+ways no rule sees (a Linear whose weight is also used through F.linear, a module that mixes the
+samples, a (1, D) parameter indexed instead of broadcast), so every fast kernel checks itself
+against two invariants, each parameter tensor apart:
+
+- 1ᵀΘ_p1 = ‖∂(Σ_i Σ_c f_c(x_i))/∂p‖², the right side from the same backward: a parameter whose
+  per-sample gradients are missed or incomplete fails it;
+- vᵀΘ_pv = ‖∂(Σ_i v_i Σ_c f_c(x_i))/∂p‖² for fixed random sample weights v, the right side from a
+  second backward on the same graph: per-sample gradients that sum right but belong to other
+  samples fail it.
+
+Either failing, or any exception inside the fast construction, sends `ntk_kernel` to the naive
+construction with the reason. Precision is the caller's: the products run in the model's dtype
+(the NTK proxies pass float64 models, see proxies/ntk.py) and Θ is summed in float64.
 """
 
 from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -34,7 +49,7 @@ from torch import nn
 from torch.func import functional_call, grad, vmap
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from proxies.common import UndefinedScore
+from proxies.common import UndefinedScore, samples_interact
 from spaces.errors import BenchError
 
 METHODS = ("auto", "fast", "naive")
@@ -45,33 +60,114 @@ METHODS = ("auto", "fast", "naive")
 CHUNK_ELEMENTS = 1 << 24
 
 
+def check_tolerance(dtype: torch.dtype) -> float:
+    """Relative tolerance of the invariant checks: 1e-8 in float64; in float32 round-off alone is
+    ~1e-6 of the sums, so 1e4·ε (about 1e-3) there."""
+    return max(1e-8, 1e4 * torch.finfo(dtype).eps)
+
+
 @dataclass(frozen=True)
 class EmpiricalNTK:
-    """The kernel (N x N, float64), the construction that computed it ("fast" or "naive") and, when
-    `auto` fell back to the naive one, why."""
+    """The kernel (N x N, float64), the construction that computed it ("fast" or "naive"), when
+    `auto` fell back to the naive one, why, and into how many blocks of the batch it was cut after
+    running out of memory (1: it was not)."""
 
     kernel: torch.Tensor
     method: str
     reason: str = ""
+    blocks: int = 1
 
 
 class FastNTKUnsupported(Exception):
     """The network breaks an assumption of the fast construction (interacting samples, a module
-    called twice, a shared parameter, a parameter no module around it batches)."""
+    called twice, a shared parameter, a parameter no module around it batches), or the kernel it
+    built failed the invariant checks."""
 
 
 def ntk_kernel(model: nn.Module, x: torch.Tensor, method: str = "auto") -> EmpiricalNTK:
-    """Θ = J Jᵀ of `model` on images `x`; `auto` is fast unless the network does not allow it."""
+    """Θ = J Jᵀ of `model` on images `x`; `auto` is fast unless the network does not allow it, the
+    kernel fails its checks or the construction raises (out of memory excepted: that is no
+    property of the network). Out of GPU memory, a network whose samples do not interact gets
+    its kernel block by block (`blockwise_ntk`)."""
     if method not in METHODS:
         raise BenchError(f"unknown NTK method {method!r}; choose one of {', '.join(METHODS)}")
+    with full_precision_matmul():
+        try:
+            return whole_ntk(model, x, method)
+        except torch.OutOfMemoryError:
+            if any(samples_interact(m) for m in model.modules()):
+                raise  # the kernel of a sub-batch is another kernel
+            return blockwise_ntk(model, x, method)
+
+
+def blockwise_ntk(model: nn.Module, x: torch.Tensor, method: str) -> EmpiricalNTK:
+    """Θ from the kernels of pairs of blocks of the batch, Θ[I ∪ J] for blocks I < J, with 2, 4,
+    8, ... blocks until the pairs fit: exact when samples do not interact, since Θ_ij depends on
+    samples i and j only."""
+    parts = 2
+    while True:
+        release_cached_memory(x.device)
+        try:
+            return pairwise_blocks(model, x, method, parts)
+        except torch.OutOfMemoryError:
+            if 2 * parts > len(x):
+                raise
+            parts *= 2
+
+
+def pairwise_blocks(model: nn.Module, x: torch.Tensor, method: str, parts: int) -> EmpiricalNTK:
+    blocks = list(torch.arange(len(x), device=x.device).chunk(parts))
+    kernel = torch.zeros(len(x), len(x), dtype=torch.float64, device=x.device)
+    reasons, methods = set(), set()
+    for a in range(len(blocks)):
+        for b in range(a + 1, len(blocks)):
+            rows = torch.cat([blocks[a], blocks[b]])
+            pair = whole_ntk(model, x[rows], method)
+            kernel[rows[:, None], rows[None, :]] = pair.kernel
+            reasons.add(pair.reason)
+            methods.add(pair.method)
+    return EmpiricalNTK(kernel, "naive" if "naive" in methods else "fast",
+                        "; ".join(sorted(r for r in reasons if r)), len(blocks))
+
+
+def release_cached_memory(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+
+
+def whole_ntk(model: nn.Module, x: torch.Tensor, method: str) -> EmpiricalNTK:
+    """Θ of the whole batch at once by `method` (see ntk_kernel)."""
     if method == "naive":
         return EmpiricalNTK(naive_ntk(model, x), "naive")
     try:
-        return EmpiricalNTK(fast_ntk(model, x), "fast")
-    except FastNTKUnsupported as err:
+        # A fallback starts from the random state the fast attempt found (dropout masks).
+        with torch.random.fork_rng(devices=[x.device] if x.is_cuda else []):
+            return EmpiricalNTK(fast_ntk(model, x), "fast")
+    except torch.OutOfMemoryError:
+        raise
+    except Exception as err:
         if method == "fast":
             raise
-        return EmpiricalNTK(naive_ntk(model, x), "naive", str(err))
+        reason = str(err) if isinstance(err, FastNTKUnsupported) else (
+            f"the fast construction raised {type(err).__name__}: {first_line(err)}")
+        return EmpiricalNTK(naive_ntk(model, x), "naive", reason)
+
+
+def first_line(err: Exception) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0][:200] if text else ""
+
+
+@contextmanager
+def full_precision_matmul() -> Iterator[None]:
+    """TF32 off for CUDA matrix products and convolutions while a kernel is built: its 10-bit
+    mantissa would put float32 kernels at 1e-3 relative error."""
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
 
 
 def condition_number(kernel: torch.Tensor) -> float:
@@ -79,8 +175,8 @@ def condition_number(kernel: torch.Tensor) -> float:
     eigenvalues = torch.linalg.eigvalsh(kernel.detach().to(torch.float64))
     smallest, largest = eigenvalues[0].item(), eigenvalues[-1].item()
     if not smallest > 0:
-        raise UndefinedScore(f"the NTK is singular (smallest eigenvalue {smallest:.3g}), so its "
-                             "condition number is infinite")
+        raise UndefinedScore(f"the NTK is singular (smallest eigenvalue {smallest:.3g} of largest "
+                             f"{largest:.3g}), so its condition number is infinite")
     return largest / smallest
 
 
@@ -102,7 +198,7 @@ def naive_ntk(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 def fast_ntk(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """The per-layer construction (module docstring); raises FastNTKUnsupported when it does not
-    apply to `model`."""
+    apply to `model` or its kernel fails the invariant checks."""
     interacting = [name for name, m in model.named_modules() if samples_interact(m)]
     if interacting:
         raise FastNTKUnsupported(f"BatchNorm {interacting[0]!r} uses batch statistics "
@@ -110,25 +206,28 @@ def fast_ntk(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     shared = shared_parameters(model)
     if shared:
         raise FastNTKUnsupported(f"parameter {shared[0]!r} is shared between modules")
-    kernel = KernelAccumulator(len(x), x.device)
-    expanded = {name: p.detach().expand(len(x), *p.shape[1:]).clone().requires_grad_(True)
+    n = len(x)
+    kernel = KernelAccumulator(n, x.device)
+    expanded = {name: p.detach().expand(n, *p.shape[1:]).clone().requires_grad_(True)
                 for name, p in model.named_parameters()
                 if p.requires_grad and p.dim() >= 2 and p.shape[0] == 1
                 and per_sample_rule(owner(model, name)) is None}
+    params = {name: expanded.get(name, p) for name, p in model.named_parameters() if p.requires_grad}
     x = x.detach().requires_grad_(True)
-    with PerSampleHooks(model, kernel, skip=set(expanded), batch_size=len(x)) as hooks:
-        output = functional_call(model, expanded, (x,), strict=False)
+    with PerSampleHooks(model, kernel, skip=set(expanded), batch_size=n) as hooks:
+        output = functional_call(model, expanded, (x,), strict=False).reshape(n, -1).sum(dim=1)
         hooks.check_forward()
-        grads = torch.autograd.grad(output.sum(), [x, *expanded.values()], allow_unused=True)
-    for per_sample in grads[1:]:
-        if per_sample is not None:
-            kernel.add_gram(per_sample)
+        summed = torch.autograd.grad(output.sum(), [*params.values()], retain_graph=True,
+                                     allow_unused=True, materialize_grads=True)
+        hooks.active = False
+        weights = kernel.probes[:, 1].to(output.dtype)
+        weighted = torch.autograd.grad((output * weights).sum(), [*params.values()],
+                                       allow_unused=True, materialize_grads=True)
+    for name, per_sample in zip(params, summed):
+        if name in expanded:
+            kernel.add_gram(per_sample, name)
+    kernel.check(params, expanded, summed, weighted)
     return kernel.kernel
-
-
-def samples_interact(module: nn.Module) -> bool:
-    """BatchNorm normalising with the statistics of the batch mixes the samples."""
-    return isinstance(module, _BatchNorm) and (module.training or module.running_mean is None)
 
 
 def shared_parameters(model: nn.Module) -> list[str]:
@@ -146,11 +245,52 @@ def owner(model: nn.Module, param_name: str) -> nn.Module:
 
 
 class KernelAccumulator:
-    """Θ in float64, summed over parameter groups; each group's products in the model's dtype."""
+    """Θ in float64, summed over parameter tensors; each tensor's products in the model's dtype.
+
+    For each parameter it also keeps 1ᵀΘ_p1, vᵀΘ_pv and tr Θ_p of its own share Θ_p, for the
+    invariant checks (`check`); `probes` holds the columns 1 and v.
+    """
 
     def __init__(self, n: int, device: torch.device):
         self.kernel = torch.zeros(n, n, dtype=torch.float64, device=device)
         self.buffer: torch.Tensor | None = None
+        weights = torch.randn(n, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+        self.probes = torch.stack([torch.ones(n, dtype=torch.float64), weights], 1).to(device)
+        self.forms: dict[str, torch.Tensor] = {}
+
+    def add_block(self, rows: slice, block: torch.Tensor, name: str) -> None:
+        """Add `block` (float64) to the kernel's `rows` as parameter `name`'s share."""
+        self.kernel[rows] += block
+        probes = self.probes[rows]
+        forms = torch.stack([*((block @ self.probes) * probes).sum(dim=0),
+                             block.diagonal(rows.start or 0).sum()])
+        self.forms[name] = self.forms.get(name, 0) + forms
+
+    def check(self, params: dict[str, torch.Tensor], expanded: dict, summed: list,
+              weighted: list) -> None:
+        """Raise FastNTKUnsupported unless every parameter's share of Θ satisfies 1ᵀΘ_p1 = ‖g_p‖²
+        and vᵀΘ_pv = ‖g_v,p‖² (module docstring) to `check_tolerance` of the share's size,
+        N·tr Θ_p·max v² (an upper bound of both sides). A share below ε of the whole kernel's size
+        is round-off of Θ itself (e.g. the last block's relative key table under a class-token
+        head, whose gradient is analytically 0), so sizes are floored at ε·N·tr Θ·max v²."""
+        n = len(self.kernel)
+        dtype = next(iter(params.values())).dtype
+        tolerance = check_tolerance(dtype)
+        scale = float(self.probes.abs().max()) ** 2 * n
+        floor = torch.finfo(dtype).eps * scale * self.kernel.trace()
+        zeros = torch.zeros(3, dtype=torch.float64, device=self.kernel.device)
+        for (name, param), g_one, g_v in zip(params.items(), summed, weighted):
+            if name in expanded:
+                g_one, g_v = g_one.sum(dim=0), g_v.sum(dim=0)
+            expected = torch.stack([g_one.to(torch.float64).square().sum(),
+                                    g_v.to(torch.float64).square().sum()])
+            forms = self.forms.get(name, zeros)
+            size = torch.maximum(torch.maximum(forms[2] * scale, expected.max()), floor)
+            error = (forms[:2] - expected).abs().max()
+            if error > tolerance * size:
+                what = "gets no per-sample gradient" if name not in self.forms else (
+                    f"has per-sample gradients off by {float(error / size):.2g} (relative)")
+                raise FastNTKUnsupported(f"fast kernel check failed: parameter {name!r} {what}")
 
     def scratch(self, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
         """An uninitialised tensor of `shape` in one buffer reused from layer to layer: a fresh
@@ -160,12 +300,12 @@ class KernelAccumulator:
             self.buffer = like.new_empty(max(numel, CHUNK_ELEMENTS))
         return self.buffer[:numel].view(shape)
 
-    def add_gram(self, per_sample: torch.Tensor) -> None:
-        """Add ⟨g_i, g_j⟩ for per-sample gradients `per_sample` (N, ...)."""
+    def add_gram(self, per_sample: torch.Tensor, name: str) -> None:
+        """Add ⟨g_i, g_j⟩ for parameter `name`'s per-sample gradients `per_sample` (N, ...)."""
         flat = per_sample.reshape(len(per_sample), -1)
-        self.kernel += (flat @ flat.T).to(torch.float64)
+        self.add_block(slice(0, len(flat)), (flat @ flat.T).to(torch.float64), name)
 
-    def add_linear_map(self, a: torch.Tensor, g: torch.Tensor) -> None:
+    def add_linear_map(self, a: torch.Tensor, g: torch.Tensor, name: str) -> None:
         """Add the kernel of the weight of y_t = W a_t applied to every token t: inputs a
         (N, groups, T, d_in) and output gradients g (N, groups, T, d_out); per-sample gradient
         G_iᵀA_i per group. Picks the cheaper of forming G_iᵀA_i and the token-Gram identity."""
@@ -175,7 +315,7 @@ class KernelAccumulator:
         token_gram = (n * tokens) ** 2 * groups * (d_in + d_out + 1)
         if token_gram < materialise:
             for group in range(groups):
-                self.add_token_gram(a[:, group], g[:, group])
+                self.add_token_gram(a[:, group], g[:, group], name)
             return
         step = max(1, CHUNK_ELEMENTS // (n * groups * d_in))
         for start in range(0, d_out, step):
@@ -185,9 +325,9 @@ class KernelAccumulator:
             # = tokens) at about half the speed of separate matmuls.
             for i in range(n):
                 torch.matmul(g_slice[i], a[i], out=per_sample[i])
-            self.add_gram(per_sample)
+            self.add_gram(per_sample, name)
 
-    def add_token_gram(self, a: torch.Tensor, g: torch.Tensor) -> None:
+    def add_token_gram(self, a: torch.Tensor, g: torch.Tensor, name: str) -> None:
         """Θ_ij += Σ_ts (a_i a_jᵀ)_ts (g_i g_jᵀ)_ts for a (N, T, d_in), g (N, T, d_out)."""
         n, tokens = a.shape[:2]
         a_rows, g_rows = a.reshape(n * tokens, -1), g.reshape(n * tokens, -1)
@@ -196,32 +336,39 @@ class KernelAccumulator:
             rows = slice(start * tokens, (start + step) * tokens)
             products = (a_rows[rows] @ a_rows.T) * (g_rows[rows] @ g_rows.T)
             block = products.reshape(-1, tokens, n, tokens).sum(dim=(1, 3))
-            self.kernel[start:start + step] += block.to(torch.float64)
+            self.add_block(slice(start, start + len(block)), block.to(torch.float64), name)
 
 
-def linear_rule(module: nn.Linear, a: torch.Tensor, g: torch.Tensor, kernel: KernelAccumulator):
+def parameter_name(prefix: str, name: str) -> str:
+    """The model-level name of a module's parameter (`prefix` "" is the model itself)."""
+    return f"{prefix}.{name}" if prefix else name
+
+
+def linear_rule(module: nn.Linear, a: torch.Tensor, g: torch.Tensor, kernel: KernelAccumulator,
+                prefix: str):
     n = len(a)
     a, g = a.reshape(n, 1, -1, a.shape[-1]), g.reshape(n, 1, -1, g.shape[-1])
     if module.weight.requires_grad:
-        kernel.add_linear_map(a, g)
+        kernel.add_linear_map(a, g, parameter_name(prefix, "weight"))
     if module.bias is not None and module.bias.requires_grad:
-        kernel.add_gram(g.sum(dim=2))
+        kernel.add_gram(g.sum(dim=2), parameter_name(prefix, "bias"))
 
 
-def conv2d_rule(module: nn.Conv2d, a: torch.Tensor, g: torch.Tensor, kernel: KernelAccumulator):
+def conv2d_rule(module: nn.Conv2d, a: torch.Tensor, g: torch.Tensor, kernel: KernelAccumulator,
+                prefix: str):
     """A convolution is a linear map applied to every patch of its (zero-padded) input."""
     n, groups = len(a), module.groups
     if module.weight.requires_grad:
         patches = F.unfold(a, module.kernel_size, module.dilation, module.padding, module.stride)
         patches = patches.reshape(n, groups, -1, patches.shape[-1]).transpose(2, 3)
         grads = g.reshape(n, groups, g.shape[1] // groups, -1).transpose(2, 3)
-        kernel.add_linear_map(patches, grads)
+        kernel.add_linear_map(patches, grads, parameter_name(prefix, "weight"))
     if module.bias is not None and module.bias.requires_grad:
-        kernel.add_gram(g.sum(dim=(2, 3)))
+        kernel.add_gram(g.sum(dim=(2, 3)), parameter_name(prefix, "bias"))
 
 
 def normalisation_rule(module: nn.Module, a: torch.Tensor, g: torch.Tensor,
-                       kernel: KernelAccumulator):
+                       kernel: KernelAccumulator, prefix: str):
     """LayerNorm and eval-mode BatchNorm: y = x̂ w + b with a per-sample x̂, so the per-sample
     gradients are Σ G ⊙ x̂ and Σ G over every position that shares the affine parameter."""
     if isinstance(module, nn.LayerNorm):
@@ -232,9 +379,10 @@ def normalisation_rule(module: nn.Module, a: torch.Tensor, g: torch.Tensor,
         normalised = (a - module.running_mean) * torch.rsqrt(module.running_var + module.eps)
         width = module.num_features
     if module.weight is not None and module.weight.requires_grad:
-        kernel.add_gram((g * normalised).reshape(len(a), -1, width).sum(dim=1))
+        kernel.add_gram((g * normalised).reshape(len(a), -1, width).sum(dim=1),
+                        parameter_name(prefix, "weight"))
     if module.bias is not None and module.bias.requires_grad:
-        kernel.add_gram(g.reshape(len(a), -1, width).sum(dim=1))
+        kernel.add_gram(g.reshape(len(a), -1, width).sum(dim=1), parameter_name(prefix, "bias"))
 
 
 def per_sample_rule(module: nn.Module):
@@ -262,6 +410,7 @@ class PerSampleHooks:
     def __init__(self, model: nn.Module, kernel: KernelAccumulator, skip: set[str],
                  batch_size: int):
         self.kernel, self.batch_size = kernel, batch_size
+        self.active = True  # off for the checks' second backward
         self.calls: dict[str, int] = defaultdict(int)
         self.batched: set[str] = set()
         self.modules = dict(model.named_modules())
@@ -293,12 +442,17 @@ class PerSampleHooks:
             self.batched.add(name)
             # Popped by the backward hook, so the input is freed once its layer is done.
             stash = {"inputs": args[0].detach()}
-            if name in self.ruled:
-                rule = per_sample_rule(module)
-                output.register_hook(lambda g: rule(module, stash.pop("inputs"), g, self.kernel))
-            else:
-                output.register_hook(lambda g: self.enclosing_rule(
-                    name, module, stash.pop("inputs"), args[1:], kwargs, g))
+            rule = per_sample_rule(module) if name in self.ruled else None
+
+            def on_gradient(g: torch.Tensor) -> None:
+                if not self.active:
+                    return
+                if rule is not None:
+                    rule(module, stash.pop("inputs"), g, self.kernel, name)
+                else:
+                    self.enclosing_rule(name, module, stash.pop("inputs"), args[1:], kwargs, g)
+
+            output.register_hook(on_gradient)
         return hook
 
     def carries_batch(self, args: tuple, kwargs: dict, output) -> bool:
@@ -338,7 +492,8 @@ class PerSampleHooks:
 
         with torch.enable_grad():
             per_sample = vmap(grad(sample_output_dot), in_dims=(None, 0, 0))(params, inputs, g)
-        self.kernel.add_gram(torch.cat([v.reshape(len(g), -1) for v in per_sample.values()], 1))
+        for param, values in per_sample.items():
+            self.kernel.add_gram(values, parameter_name(name, param))
 
 
 def prefixes(param_name: str) -> list[str]:

@@ -8,59 +8,64 @@ depend on the statistics of the whole batch; ViTs (LayerNorm only) have no such 
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from proxies.base import Batch, Needs, Proxy, register
-from proxies.common import cross_entropy, weight_gradients, weights
+from proxies.base import Batch, Needs, Proxy, register, shared
+from proxies.common import cross_entropy, loss_gradients, weight_gradients, weights
 
 ZERO_COST = "Abdelfattah et al., Zero-Cost Proxies for Lightweight NAS, ICLR 2021"
 
 
-def sum_over_weights(model: nn.Module, batch: Batch,
-                     term: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> float:
-    """Σ over the weight tensors W of `model` of term(W, ∂L/∂W), L the cross-entropy on the batch."""
-    ws = weights(model)
-    grads = weight_gradients(cross_entropy(model, batch), ws)
-    return sum(term(w, g) for w, g in zip(ws, grads)).item()
+class LossGradientProxy(Proxy):
+    """A proxy Σ over the weight tensors W of term(W, ∂L/∂W), L the cross-entropy on the batch.
 
-
-@register("grad_norm")
-class GradNorm(Proxy):
-    """Gradient norm, Σ over weight tensors of ‖∂L/∂W‖₂ (Frobenius norm per tensor)."""
+    grad_norm, snip and plain of one architecture share one loss gradient (proxies.base.shared).
+    """
 
     needs = Needs(labels=True)
     reference = ZERO_COST
 
+    def term(self, w: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
     def score(self, model: nn.Module, batch: Batch) -> float:
-        return sum_over_weights(model, batch, lambda w, g: g.norm())
+        ws = weights(model)
+        grads, parts = shared(("loss gradients",), (model, batch.x, batch.y),
+                              lambda: loss_gradients(model, batch, ws))
+        if parts > 1:
+            self.add_note(f"loss gradient summed over {parts} parts of the batch after running "
+                          "out of memory")
+        return sum(self.term(w, g) for w, g in zip(ws, grads)).item()
+
+
+@register("grad_norm")
+class GradNorm(LossGradientProxy):
+    """Gradient norm, Σ over weight tensors of ‖∂L/∂W‖₂ (Frobenius norm per tensor)."""
+
+    def term(self, w: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+        return g.norm()
 
 
 @register("snip")
-class Snip(Proxy):
+class Snip(LossGradientProxy):
     """SNIP connection sensitivity, Σ |W ⊙ ∂L/∂W|."""
 
-    needs = Needs(labels=True)
     reference = (
         "Lee et al., SNIP: Single-shot Network Pruning based on Connection Sensitivity, ICLR 2019"
     )
 
-    def score(self, model: nn.Module, batch: Batch) -> float:
-        return sum_over_weights(model, batch, lambda w, g: (w * g).abs().sum())
+    def term(self, w: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+        return (w * g).abs().sum()
 
 
 @register("plain")
-class Plain(Proxy):
+class Plain(LossGradientProxy):
     """Plain saliency, Σ W ⊙ ∂L/∂W (signed: the first-order Taylor change of the loss)."""
 
-    needs = Needs(labels=True)
-    reference = ZERO_COST
-
-    def score(self, model: nn.Module, batch: Batch) -> float:
-        return sum_over_weights(model, batch, lambda w, g: (w * g).sum())
+    def term(self, w: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+        return (w * g).sum()
 
 
 @register("grasp")

@@ -31,7 +31,6 @@ from torch import nn
 
 from proxies.base import Batch, register
 from proxies.ntk import KernelProxy
-from proxies.ntk_kernel import condition_number
 from spaces.errors import BenchError
 
 NYQUIST = 0.5  # cycles per pixel
@@ -96,6 +95,6 @@ class ViNTK(KernelProxy):
     def score(self, model: nn.Module, batch: Batch) -> float:
         high = self.high_frequency_view(batch.x)
         if self.combine == "joint":
-            return -math.log(condition_number(self.kernel(model, torch.cat([batch.x, high]))))
-        log_kappas = [math.log(condition_number(self.kernel(model, x))) for x in (batch.x, high)]
+            return -math.log(self.condition_number(self.kernel(model, torch.cat([batch.x, high]))))
+        log_kappas = [math.log(self.condition_number(self.kernel(model, x))) for x in (batch.x, high)]
         return -sum(log_kappas) / 2

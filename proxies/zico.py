@@ -12,7 +12,6 @@ from torch import nn
 
 from proxies.base import Batch, Needs, Proxy, register
 from proxies.common import cross_entropy, weight_gradients, weights
-from spaces.errors import BenchError
 
 
 def layer_zico(gradients: list[torch.Tensor]) -> float:
@@ -51,14 +50,20 @@ class Zico(Proxy):
     forward in train mode, so BatchNorm uses that mini-batch's statistics, as with ZiCo's loader.
     """
 
-    needs = Needs(labels=True)
+    needs = Needs(labels=True, min_batch=4)
     reference = ("Li et al., ZiCo: Zero-shot NAS via Inverse Coefficient of Variation on "
                  "Gradients, ICLR 2023")
 
-    def score(self, model: nn.Module, batch: Batch) -> float:
+    def batch_problem(self, batch_size: int) -> str | None:
         if self.batches < 2:
-            raise BenchError(
-                f"zico needs gradients of at least 2 batches, got batches={self.batches}")
+            return f"zico needs gradients of at least 2 batches, got batches={self.batches}"
+        if batch_size % self.batches or batch_size // self.batches < 2:
+            return (f"zico splits the batch into {self.batches} equal mini-batches of at least 2 "
+                    f"images, so the batch size must be a multiple of {self.batches} and at least "
+                    f"{2 * self.batches}, not {batch_size}")
+        return None
+
+    def score(self, model: nn.Module, batch: Batch) -> float:
         params = weights(model)
         per_batch = [
             [g.flatten() for g in weight_gradients(cross_entropy(model, part), params)]

@@ -4,9 +4,10 @@ A subnet shares one width across its layers and chooses depth, and per layer the
 and the MLP ratio. The model is Cream's subnet rebuilt from timm blocks: conv patch embedding
 (16 px), class token and learned absolute positions, pre-norm blocks whose attention has q/k/v
 width 64 x heads (head dimension fixed at 64, qkv with bias) plus Cream's 2-D relative position
-embedding on keys and values, final LayerNorm and a linear head on the class token. Parameter
-counts equal Cream's `get_sampled_params_numel` (tests/spaces/test_autoformer.py checks the
-6,776,776 example of shared/REFERENCE.md and a hand count).
+embedding on keys and values, final LayerNorm and a linear head on the class token. Parameters
+are counted in closed form (`SubnetViT.param_count`), without building the model; the counts equal
+Cream's `get_sampled_params_numel` (tests/spaces/test_autoformer.py checks the 6,776,776 example of
+shared/REFERENCE.md and published counts; tests/spaces/test_params.py checks the built models).
 
 `SubnetViT` is also the model of `autoprox-t` (spaces/autoprox.py), which changes the attention,
 the pooling and the LayerNorm epsilon, and of `micro` (spaces/micro.py), which changes the
@@ -27,8 +28,8 @@ from timm.models.vision_transformer import Block, init_weights_vit_timm
 from torch import nn
 
 from spaces.base import Arch, SearchSpace, register_space
-from spaces.choices import pick, pick_each, positive_int, require_keys
-from spaces.errors import BenchError
+from spaces.choices import pick, pick_each, positive_int, require_img_size, require_keys
+from spaces.params import attention_params, block_params, conv_params, linear_params, norm_params
 
 PATCH_SIZE = 16
 HEAD_DIM = 64
@@ -54,6 +55,11 @@ class RelativePosition2D(nn.Module):
         trunc_normal_(self.vertical, std=0.02)
         trunc_normal_(self.horizontal, std=0.02)
 
+    @staticmethod
+    def param_count(head_dim: int, max_distance: int) -> int:
+        """The vertical and the horizontal table."""
+        return 2 * (2 * max_distance + 2) * head_dim
+
     def forward(self, num_tokens: int) -> torch.Tensor:
         """Embeddings (num_tokens, num_tokens, head_dim) for a class token and a square patch grid."""
         side = math.isqrt(num_tokens - 1)
@@ -77,6 +83,12 @@ class RelativePositionAttention(Attention):
         super().__init__(dim, num_heads, attn_head_dim=HEAD_DIM, **kwargs)
         self.rel_pos_k = RelativePosition2D(HEAD_DIM, MAX_RELATIVE_POSITION)
         self.rel_pos_v = RelativePosition2D(HEAD_DIM, MAX_RELATIVE_POSITION)
+
+    @staticmethod
+    def param_count(dim: int, num_heads: int) -> int:
+        """qkv and proj at width 64 x heads, and the key and the value relative tables."""
+        return (attention_params(dim, HEAD_DIM * num_heads)
+                + 2 * RelativePosition2D.param_count(HEAD_DIM, MAX_RELATIVE_POSITION))
 
     def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None,
                 is_causal: bool = False) -> torch.Tensor:
@@ -131,6 +143,20 @@ class SubnetViT(nn.Module):
         pooled = tokens[:, 1:].mean(dim=1) if self.global_pool == "avg" else tokens[:, 0]
         return self.head(pooled)
 
+    @staticmethod
+    def param_count(embed_dim: int, mlp_ratios: list[float], attentions: list[int], *,
+                    img_size: int, in_chans: int, num_classes: int, patch_size: int) -> int:
+        """The trainable parameters, layer by layer, without building the model; `attentions`
+        holds the parameters of each block's attention layer."""
+        grid = img_size // patch_size  # timm's PatchEmbed drops a border remainder
+        return (conv_params(in_chans, embed_dim, patch_size)  # patch embedding
+                + embed_dim  # class token
+                + (grid * grid + 1) * embed_dim  # absolute positions, class token included
+                + sum(block_params(embed_dim, attention, ratio)
+                      for attention, ratio in zip(attentions, mlp_ratios))
+                + norm_params(embed_dim)  # final LayerNorm
+                + linear_params(embed_dim, num_classes))  # head
+
 
 class AutoFormerSpace(SearchSpace):
     """An AutoFormer-style space given by its choice table; subclasses set the table and name.
@@ -184,19 +210,28 @@ class AutoFormerSpace(SearchSpace):
 
     def build(self, arch: Arch, img_size: int | None = None) -> nn.Module:
         arch = self.validate(arch)
-        size = img_size or self.default_img_size
-        self.check_img_size(size)
-        return SubnetViT(arch["embed_dim"], arch["mlp_ratio"], arch["num_heads"], img_size=size,
-                         in_chans=self.in_chans, num_classes=self.num_classes,
-                         attn_layer=self.attn_layer, global_pool=self.global_pool,
-                         norm_eps=self.norm_eps, patch_size=self.patch_size,
-                         block_norm_layer=self.block_norm_layer, reset_modules=self.reset_modules)
+        return SubnetViT(arch["embed_dim"], arch["mlp_ratio"], arch["num_heads"],
+                         img_size=self.resolution(img_size), in_chans=self.in_chans,
+                         num_classes=self.num_classes, attn_layer=self.attn_layer,
+                         global_pool=self.global_pool, norm_eps=self.norm_eps,
+                         patch_size=self.patch_size, block_norm_layer=self.block_norm_layer,
+                         reset_modules=self.reset_modules)
+
+    def count_params(self, arch: Arch, img_size: int | None = None) -> int:
+        arch = self.validate(arch)
+        attentions = [self.attn_layer_params(arch["embed_dim"], heads) for heads in arch["num_heads"]]
+        return SubnetViT.param_count(arch["embed_dim"], arch["mlp_ratio"], attentions,
+                                     img_size=self.resolution(img_size), in_chans=self.in_chans,
+                                     num_classes=self.num_classes, patch_size=self.patch_size)
+
+    def attn_layer_params(self, embed_dim: int, num_heads: int) -> int:
+        """Parameters of one `attn_layer` (the count beside its definition)."""
+        return RelativePositionAttention.param_count(embed_dim, num_heads)
 
     def check_img_size(self, size: int) -> None:
         """Raise unless images of `size` pixels make a whole number of patches."""
-        if size < self.patch_size or size % self.patch_size:
-            raise BenchError(f"{self.name}: img_size {size} must be a positive multiple of the "
-                             f"patch size {self.patch_size}")
+        require_img_size(self.name, size, minimum=self.patch_size, multiple=self.patch_size,
+                         accepted=f"a positive multiple of the patch size {self.patch_size}")
 
 
 @register_space

@@ -24,6 +24,7 @@ from timm.layers import Attention
 
 from spaces.autoformer import AutoFormerTiny
 from spaces.base import register_space
+from spaces.params import attention_params
 
 
 @register_space
@@ -37,3 +38,7 @@ class AutoProxSpace(AutoFormerTiny):
 
     def __init__(self, num_classes: int = 100):
         super().__init__(num_classes)
+
+    def attn_layer_params(self, embed_dim: int, num_heads: int) -> int:
+        """timm's Attention at head dimension embed_dim / heads: q/k/v width embed_dim."""
+        return attention_params(embed_dim, embed_dim)

@@ -13,7 +13,8 @@ from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
-from spaces.errors import BenchError
+from spaces.choices import require_img_size
+from spaces.errors import BenchError, unknown_name
 
 Arch = dict[str, Any]
 
@@ -68,10 +69,35 @@ class SearchSpace(ABC):
             seen.setdefault(canonical_json(arch), arch)
         return list(seen.values())
 
-    def count_params(self, arch: Arch) -> int:
-        """Trainable parameters of the model (independent of the input resolution)."""
-        model = self.build(arch)
+    def count_params(self, arch: Arch, img_size: int | None = None) -> int:
+        """Trainable parameters of the model at `img_size` (default: the native resolution).
+
+        Importing a benchmark counts every architecture, so the project's spaces override this
+        with a closed form that builds nothing; this fallback, for small spaces, builds the model.
+        """
+        return self.built_param_count(arch, img_size)
+
+    def built_param_count(self, arch: Arch, img_size: int | None = None) -> int:
+        """Trainable parameters of the model as built: the reference for the closed forms.
+
+        Built on the meta device, which gives every parameter its shape without memory (a PiT-S
+        of 258M parameters would take 1 GB) and skips the arithmetic of initialisation.
+        """
+        with torch.device("meta"):
+            model = self.build(arch, img_size)
         return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+    def resolution(self, img_size: int | None) -> int:
+        """`img_size`, or the native resolution when None, checked with `check_img_size`."""
+        size = img_size or self.default_img_size
+        self.check_img_size(size)
+        return size
+
+    def check_img_size(self, size: int) -> None:
+        """Raise a BenchError, saying which sizes the space accepts, unless its models build and
+        run on images of `size` pixels; runs call it before any work. Any positive integer here:
+        spaces whose patches or strides constrain the size override it."""
+        require_img_size(self.name, size, minimum=1, multiple=1, accepted="a positive integer")
 
     def count_flops(self, arch: Arch, img_size: int | None = None) -> int:
         """Forward FLOPs of one image at `img_size` (see `forward_flops`)."""
@@ -105,11 +131,11 @@ def register_space(cls: type[SearchSpace]) -> type[SearchSpace]:
 
 def get_space(name: str, **kwargs: Any) -> SearchSpace:
     """The space called `name` (constructed with `kwargs`, e.g. num_classes), or a BenchError
-    that lists the known ones."""
+    that suggests the close names (a typo) or lists the known ones."""
     import spaces.catalog  # noqa: F401  (the one place that imports every space module)
 
     if name not in SPACES:
-        raise BenchError(f"unknown space {name!r}; known: {', '.join(sorted(SPACES))}")
+        raise unknown_name("space", name, SPACES)
     return SPACES[name](**kwargs)
 
 
@@ -125,6 +151,8 @@ def load_arch(space: SearchSpace, text: str) -> Arch:
         arch = json.loads(text)
     except json.JSONDecodeError as err:
         raise BenchError(f"architecture is not valid JSON: {err.msg} at column {err.colno}") from None
+    except RecursionError:
+        raise BenchError("architecture is not valid JSON: nested too deeply") from None
     if not isinstance(arch, dict):
         raise BenchError("architecture must be a JSON object")
     return space.validate(arch)

@@ -35,7 +35,7 @@ import pandas as pd
 import torch
 
 from spaces.base import Arch, SearchSpace, arch_id, canonical_json, get_space
-from spaces.errors import BenchError
+from spaces.errors import BenchError, unknown_name
 
 EMBEDDED_DIR = Path(__file__).resolve().parent / "data"
 DATA_DIR_ENV = "VITZC_DATA_DIR"
@@ -173,7 +173,8 @@ def check_provenance(bench: Benchmark, where: str) -> None:
     empty = [key for key in PROVENANCE_KEYS if key not in NULLABLE_KEYS and not prov[key]]
     if empty:
         raise BenchError(f"{where}: provenance has no value for {', '.join(empty)}")
-    if not NAME_PATTERN.fullmatch(prov["name"]) or prov["name"] != bench.name:
+    if not isinstance(prov["name"], str) or not NAME_PATTERN.fullmatch(prov["name"]) \
+            or prov["name"] != bench.name:
         raise BenchError(f"{where}: provenance name {prov['name']!r} must be the benchmark's name "
                          "(letters, digits, '.', '_', '-')")
     if prov["space"] != bench.space:
@@ -202,8 +203,8 @@ def check_architectures(table: pd.DataFrame, space: SearchSpace, where: str) -> 
     for row, (stored_id, text) in enumerate(zip(table["arch_id"], table["arch"])):
         try:
             arch = json.loads(text)
-        except (TypeError, json.JSONDecodeError):
-            raise BenchError(f"{where}: row {row}: arch {text!r} is not JSON") from None
+        except (TypeError, json.JSONDecodeError, RecursionError):
+            raise BenchError(f"{where}: row {row}: arch {text!r:.80} is not JSON") from None
         if not isinstance(arch, dict):
             raise BenchError(f"{where}: row {row}: arch must be a JSON object")
         try:
@@ -222,12 +223,15 @@ def check_architectures(table: pd.DataFrame, space: SearchSpace, where: str) -> 
 
 
 def check_builds(archs: list[Arch], space: SearchSpace, where: str, builds: int | None) -> None:
+    """Build `builds` architectures spread over the table (all when None) and check that each
+    maps an image to the space's logits. On torch's meta device: every shape is checked, no
+    weight is drawn and no arithmetic done, so a 1,000-row import takes seconds."""
     count = len(archs) if builds is None else min(builds, len(archs))
     picks = sorted({round(i * (len(archs) - 1) / max(count - 1, 1)) for i in range(count)})
-    image = torch.zeros(1, space.in_chans, CHECK_IMG_SIZE, CHECK_IMG_SIZE)
     for row in picks:
         try:
-            with torch.no_grad():
+            with torch.no_grad(), torch.device("meta"):
+                image = torch.zeros(1, space.in_chans, CHECK_IMG_SIZE, CHECK_IMG_SIZE)
                 logits = space.build(archs[row], img_size=CHECK_IMG_SIZE).eval()(image)
         except Exception as err:
             raise BenchError(f"{where}: row {row}: {space.name} cannot build this architecture "
@@ -254,12 +258,14 @@ def read_benchmark(path: Path) -> Benchmark:
         provenance = json.loads(json_path.read_text())
     except json.JSONDecodeError as err:
         raise BenchError(f"{json_path}: not valid JSON ({err.msg}, line {err.lineno})") from None
+    except (UnicodeDecodeError, RecursionError) as err:
+        raise BenchError(f"{json_path}: not valid JSON ({type(err).__name__})") from None
     if not isinstance(provenance, dict):
         raise BenchError(f"{json_path}: provenance must be a JSON object")
     try:
         table = pd.read_csv(csv_path, dtype={"arch_id": str, "arch": str})
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-        raise BenchError(f"{csv_path}: not a readable CSV table ({err})") from None
+        raise BenchError(f"{csv_path}: not a readable CSV table ({str(err).strip()})") from None
     name = provenance.get("name") or csv_path.stem
     return Benchmark(str(name), str(provenance.get("space")), table, provenance)
 
@@ -282,47 +288,83 @@ def load_benchmark(name_or_path: str | Path, data_dir: str | Path | None = None,
     if path is None:
         path = Path(text).expanduser()
         if not benchmark_files(path)[0].is_file():
-            known = ", ".join(entry["name"] for entry in list_benchmarks(data_dir)) or "none"
-            raise BenchError(f"no benchmark {text!r}; known: {known} (see `bench data list`, "
-                             "`bench data import`, `bench data fetch`)")
+            raise unknown_benchmark(text, data_dir)
     return check_benchmark(read_benchmark(path), builds=builds)
+
+
+def unknown_benchmark(name: str, data_dir: str | Path | None = None) -> BenchError:
+    """The error for a benchmark name that is not found: a public one not fetched yet says how to
+    fetch it; otherwise the close names among the present and the fetchable ones, or all."""
+    from spaces.importers.sources import KNOWN  # the importers build on this module
+
+    present = [entry["name"] for entry in list_benchmarks(data_dir)]
+    fetchable = [entry.name for entry in KNOWN if entry.name not in present]
+    if name in fetchable:
+        return BenchError(f"benchmark {name!r} is not in {benchmarks_dir(data_dir)} yet; "
+                          f"run `bench data fetch {name}`")
+    return BenchError(f"{unknown_name('benchmark', name, present + fetchable)} "
+                      "(see `bench data list`, `bench data import`, `bench data fetch`)")
 
 
 def save_benchmark(bench: Benchmark, data_dir: str | Path | None = None,
                    overwrite: bool = False) -> Path:
     """Write NAME.csv and NAME.json into the data directory; return the csv path."""
-    if (EMBEDDED_DIR / f"{bench.name}.csv").is_file():
-        raise BenchError(f"{bench.name!r} is the name of a shipped benchmark; choose another --name")
-    folder = benchmarks_dir(data_dir)
-    csv_path, json_path = benchmark_files(folder / bench.name)
-    if csv_path.exists() and not overwrite:
-        raise BenchError(f"benchmark {bench.name!r} already exists in {folder}; "
-                         "choose another --name or replace it with --force")
-    folder.mkdir(parents=True, exist_ok=True)
-    for path, write in ((csv_path, lambda p: bench.table.to_csv(p, index=False)),
-                        (json_path, lambda p: p.write_text(
-                            json.dumps(bench.provenance, indent=2, sort_keys=True) + "\n"))):
-        partial = path.with_name(path.name + ".partial")
-        write(partial)
-        partial.replace(path)
+    csv_path, json_path = destination(bench.name, data_dir, overwrite)
+    write_files(bench, csv_path, json_path)
     return csv_path
 
 
-def renamed(bench: Benchmark, name: str | None) -> Benchmark:
-    """The benchmark under another name (its provenance follows)."""
-    if not name or name == bench.name:
-        return bench
+def destination(name: str, data_dir: str | Path | None, overwrite: bool) -> tuple[Path, Path]:
+    """The (csv, json) paths a benchmark called `name` will be saved at, or a BenchError if it
+    cannot be: the checks that need no table, so that they come before any work."""
     if not NAME_PATTERN.fullmatch(name):
         raise BenchError(f"benchmark name {name!r} must be letters, digits, '.', '_' or '-'")
+    if (EMBEDDED_DIR / f"{name}.csv").is_file():
+        raise BenchError(f"{name!r} is the name of a shipped benchmark; choose another --name")
+    folder = benchmarks_dir(data_dir)
+    csv_path, json_path = benchmark_files(folder / name)
+    if csv_path.exists() and not overwrite:
+        raise BenchError(f"benchmark {name!r} already exists in {folder}; "
+                         "choose another --name or replace it with --force")
+    existing = next(path for path in (folder, *folder.parents) if path.exists())
+    if not existing.is_dir():
+        raise BenchError(f"cannot store benchmarks in {folder}: {existing} is not a directory")
+    return csv_path, json_path
+
+
+def write_files(bench: Benchmark, csv_path: Path, json_path: Path) -> None:
+    """Write both files beside their targets first and move them in only when both are written,
+    so that a failed write leaves no half benchmark (nor a stray partial file)."""
+    partials = [path.with_name(path.name + ".partial") for path in (csv_path, json_path)]
+    try:
+        csv_path.parent.mkdir(parents=True, exist_ok=True)
+        bench.table.to_csv(partials[0], index=False)
+        partials[1].write_text(json.dumps(bench.provenance, indent=2, sort_keys=True) + "\n")
+        for partial, path in zip(partials, (csv_path, json_path)):
+            partial.replace(path)
+    except OSError as err:
+        raise BenchError(f"cannot write benchmark {bench.name!r} into {csv_path.parent}: "
+                         f"{err.strerror or err}") from None
+    finally:
+        for partial in partials:
+            partial.unlink(missing_ok=True)
+
+
+def renamed(bench: Benchmark, name: str | None) -> Benchmark:
+    """The benchmark under another name (its provenance follows; `destination` checks it)."""
+    if not name or name == bench.name:
+        return bench
     return Benchmark(name, bench.space, bench.table, {**bench.provenance, "name": name})
 
 
 def store_benchmark(bench: Benchmark, name: str | None = None,
                     data_dir: str | Path | None = None, overwrite: bool = False,
                     builds: int | None = CHECK_BUILDS) -> Benchmark:
-    """Check a benchmark and save it in the data directory, under `name` if given."""
-    bench = check_benchmark(renamed(bench, name), builds=builds)
-    save_benchmark(bench, data_dir, overwrite)
+    """Check a benchmark and save it in the data directory, under `name` if given; where it goes
+    is checked first, as the check builds models."""
+    bench = renamed(bench, name)
+    csv_path, json_path = destination(bench.name, data_dir, overwrite)
+    write_files(check_benchmark(bench, builds=builds), csv_path, json_path)
     return bench
 
 
@@ -344,8 +386,10 @@ def list_benchmarks(data_dir: str | Path | None = None) -> list[dict[str, Any]]:
                 continue
             try:
                 provenance = json.loads(json_path.read_text())
-            except json.JSONDecodeError:
+            except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
                 provenance = {}
+            if not isinstance(provenance, dict):
+                provenance = {}  # listed all the same; `bench data show` names the defect
             entries.append({"name": csv_path.stem, "location": location, "path": csv_path,
                             "provenance": provenance})
     return entries

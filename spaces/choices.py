@@ -45,3 +45,10 @@ def positive_int(space: str, field: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise BenchError(f"{space}: {field} must be a positive integer, got {value!r}")
     return value
+
+
+def require_img_size(space: str, size: Any, *, minimum: int, multiple: int, accepted: str) -> None:
+    """Raise unless `size` is an integer of at least `minimum` that `multiple` divides; the
+    message says what the space accepts (`accepted`, e.g. "a positive multiple of 16")."""
+    if isinstance(size, bool) or not isinstance(size, int) or size < minimum or size % multiple:
+        raise BenchError(f"{space}: img_size {size!r} is not accepted; it must be {accepted}")

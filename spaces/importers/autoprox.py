@@ -12,8 +12,6 @@ accuracy is a missing value; a column that is None for every architecture of a f
 
 from __future__ import annotations
 
-import pickle
-import zipfile
 from pathlib import Path
 
 import torch
@@ -65,21 +63,30 @@ def load_records(path: Path) -> list[dict]:
     """The file's list of records, read without running any code from it."""
     try:
         records = torch.load(path, weights_only=True, map_location="cpu")
-    except (pickle.UnpicklingError, RuntimeError, zipfile.BadZipFile, EOFError, OSError) as err:
-        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    except Exception as err:  # the unpickler fails on foreign bytes in many ways (KeyError, ...)
         raise BenchError(f"{path.name}: not an Auto-Prox ground-truth file readable with "
-                         f"torch.load(weights_only=True) ({first_line})") from None
+                         f"torch.load(weights_only=True) ({load_failure(err)})") from None
     if not isinstance(records, list) or not records:
         raise BenchError(f"{path.name}: expected a non-empty list of records, "
                          f"got {type(records).__name__}")
     for row, record in enumerate(records):
         if not isinstance(record, dict) or not isinstance(record.get("arch"), dict):
             raise BenchError(f"{path.name}: record {row} is not a dict with an 'arch' dict")
-        unknown = sorted(set(record) - {"arch"} - set(COLUMNS))
+        unknown = sorted(set(record) - {"arch"} - set(COLUMNS), key=str)
         if unknown:
             raise BenchError(f"{path.name}: record {row} has unknown fields {unknown}; "
                              f"known: {sorted(COLUMNS)}")
     return records
+
+
+def load_failure(err: Exception) -> str:
+    """Why torch.load failed, in a few words: the unpickler's own reason when it gives one (its
+    message opens with a long paragraph on the weights_only default), else the first line."""
+    text = str(err).strip()
+    if "WeightsUnpickler error:" in text:
+        text = text.split("WeightsUnpickler error:", 1)[1].strip()
+    line = text.splitlines()[0][:200] if text else ""
+    return f"{type(err).__name__}: {line}" if line else type(err).__name__
 
 
 def space_of(path: Path, record: dict) -> str:
@@ -87,7 +94,7 @@ def space_of(path: Path, record: dict) -> str:
     for space, expected in ARCH_KEYS.items():
         if keys == expected:
             return space
-    raise BenchError(f"{path.name}: architecture keys {sorted(keys)} are neither Auto-Prox's "
+    raise BenchError(f"{path.name}: architecture keys {sorted(keys, key=str)} are neither Auto-Prox's "
                      f"AutoFormer {sorted(ARCH_KEYS['autoprox-t'])} nor its PiT "
                      f"{sorted(ARCH_KEYS['pit-t'])}")
 
@@ -107,7 +114,7 @@ def import_autoprox(path: Path) -> Benchmark:
     for row, record in enumerate(records):
         if set(record["arch"]) != ARCH_KEYS[space_name]:
             raise BenchError(f"{path.name}: record {row} has architecture keys "
-                             f"{sorted(record['arch'])}, unlike record 0")
+                             f"{sorted(record['arch'], key=str)}, unlike record 0")
         try:
             archs.append(space.validate(to_space_arch(record["arch"])))
         except BenchError as err:

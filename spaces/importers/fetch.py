@@ -14,7 +14,7 @@ import urllib.request
 from pathlib import Path
 
 from spaces.benchmarks import Benchmark, sha256_of, store_benchmark, verify_sha256
-from spaces.errors import BenchError
+from spaces.errors import BenchError, unknown_name
 from spaces.importers import read_file
 from spaces.importers.sources import KNOWN, KnownBenchmark, SourceFile, known_benchmark
 
@@ -43,8 +43,7 @@ def fetch_benchmark(name: str, data_dir: str | Path | None = None,
     (the sha256 of any file that had none pinned)."""
     entry = known_benchmark(name)
     if entry is None:
-        raise BenchError(f"no known public benchmark {name!r}; known: "
-                         f"{', '.join(e.name for e in KNOWN)}")
+        raise unknown_name("public benchmark", name, (e.name for e in KNOWN))
     notes = []
     with tempfile.TemporaryDirectory(prefix="vitzc-fetch-") as tmp:
         paths = [download(source, Path(tmp), entry) for source in entry.files]

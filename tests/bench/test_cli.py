@@ -89,3 +89,35 @@ def test_default_run_uses_the_embedded_benchmark_with_its_noise_ceiling(tmp_path
     assert "noise ceiling" in summary
     scores = pd.read_csv(out / "scores.csv")
     assert scores["target"].between(10, 100).all() and len(scores) == 6
+
+
+NANO = '{"embed_dim": 8, "depth": 1, "mlp_ratio": [1.0], "num_heads": [1]}'
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--space", "micro", "--sample", 0], "--sample K must be a positive integer, got 0"),
+    (["--space", "micro", "--sample", -3], "--sample K must be a positive integer, got -3"),
+    (["--space", "micro", "--arch", NANO, "--img-size", 0], "micro: img_size 0 is not accepted"),
+    (["--space", "micro", "--arch", NANO, "--img-size", 5], "at least the patch size 7"),
+    (["--space", "nb201", "--arch", '{"ops": ["none"]}', "--img-size", 6], "multiple of 4"),
+    (["--space", "autoformer-t", "--arch", "{}", "--img-size", 50], "multiple of the patch"),
+    (["--space", "micro", "--arch", '{"embed_dim": 8,'], "not valid JSON"),
+    (["--space", "micro", "--arch", "[" * 5000], "not valid JSON"),
+    (["--space", "micro", "--arch", '"micro"'], "must be a JSON object"),
+    (["--space", "micro", "--arch", NANO.replace('"depth": 1', '"depth": "1"')],
+     "depth = '1' is not one of"),
+    (["--space", "micro", "--arch", NANO.replace("[1]}", "[1.5]}")], "num_heads[0] = 1.5"),
+    (["--space", "micro", "--arch", NANO.replace("[1]}", "[true]}")], "num_heads[0] = True"),
+    (["--space", "micro", "--arch", NANO.replace('"depth": 1', '"depth": true')],
+     "depth = True is not one of"),
+    (["--space", "micro", "--arch", NANO.replace("[1.0]", "[1.0, 1.0]")],
+     "mlp_ratio must be a list of 1 values"),
+    (["--space", "micro", "--arch", NANO.replace("}", ', "colour": "red"}')],
+     "unknown ['colour']"),
+    (["--space", "autoformr-t", "--sample", 1], "did you mean autoformer-t"),
+])
+def test_arch_refuses_bad_input_with_one_line_and_exit_code_2(args, message):
+    result = invoke("arch", *args)
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith("error: ") and message in result.output
+    assert result.output.count("\n") == 1

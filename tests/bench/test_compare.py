@@ -6,7 +6,7 @@ from click.testing import CliRunner
 
 from bench.cli import main
 from bench.compare import compare_runs
-from bench.runner import RunConfig, run_benchmark
+from bench.runner import run
 from spaces.errors import BenchError
 
 
@@ -17,10 +17,10 @@ def runs(tmp_path_factory):
     common = dict(proxies=("params", "grad_norm"), n=12, batch_size=8,
                   cache=str(root / "cache.sqlite"))
     dirs = [root / "a", root / "b", root / "toy"]
-    run_benchmark(RunConfig(seed=0, out=str(dirs[0]), **common))
-    run_benchmark(RunConfig(seed=1, out=str(dirs[1]), **common))
-    run_benchmark(RunConfig(proxies=("test_width",), space="toy-mlp", n=6, seed=0,
-                            batch_size=4, out=str(dirs[2]), cache=str(root / "cache.sqlite")))
+    run(seed=0, out=str(dirs[0]), **common)
+    run(seed=1, out=str(dirs[1]), **common)
+    run(proxies=("test_width",), space="toy-mlp", n=6, seed=0, batch_size=4, out=str(dirs[2]),
+        cache=str(root / "cache.sqlite"))
     return dirs
 
 

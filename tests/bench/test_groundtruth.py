@@ -3,6 +3,7 @@
 import csv
 import json
 import math
+import shutil
 from itertools import pairwise
 
 import pytest
@@ -13,15 +14,20 @@ from bench.groundtruth import (
     COLUMNS,
     REPEATED,
     Recipe,
+    describe_seed_groups,
     learning_rate,
     normalise,
     read_table,
+    seed_groups,
+    this_machine,
     train_and_evaluate,
     train_benchmark,
     train_network,
     train_subset,
     training_plan,
+    training_provenance,
 )
+from bench.groundtruth_cli import default_paths
 from spaces.base import arch_id, get_space
 from spaces.errors import BenchError
 
@@ -95,16 +101,24 @@ def rows_of(path):
         return list(csv.DictReader(handle))
 
 
-def test_killed_job_resumes_without_duplicates_or_retraining(micro, fashion_mnist_dir, tmp_path):
+def quick_run(tmp_path, fashion_mnist_dir) -> tuple:
+    """The trainings table, the benchmark and the keyword arguments of a 1-step training job."""
     out = tmp_path / "trainings" / "micro-test.csv"
     benchmark = tmp_path / "micro-test.csv"
-    run = {"out": out, "benchmark": benchmark, "data_dir": fashion_mnist_dir, "recipe": QUICK,
-           "max_steps": 1, "progress": False}
+    return out, benchmark, {"out": out, "benchmark": benchmark, "data_dir": fashion_mnist_dir,
+                            "recipe": QUICK, "max_steps": 1, "progress": False}
+
+
+def test_killed_job_resumes_without_duplicates_or_retraining(micro, fashion_mnist_dir, tmp_path):
+    out, benchmark, run = quick_run(tmp_path, fashion_mnist_dir)
     assert train_benchmark(micro, 2, 2, **run) == 4
     first_rows = rows_of(out)
     # the job is killed in the middle of writing its fifth row
     with out.open("a") as handle:
         handle.write('abcdef012345,"{""depth"":1')
+    killed = out.read_bytes()
+    assert train_benchmark(micro, 2, 2, **run) == 0
+    assert out.read_bytes() == killed  # nothing to train: not even the partial row is cut
     assert train_benchmark(micro, 3, 2, **run) == 2
     rows = rows_of(out)
     assert list(rows[0]) == COLUMNS
@@ -133,3 +147,65 @@ def test_a_table_with_other_columns_is_refused(tmp_path):
     path.write_text("arch,accuracy\n{},1\n")
     with pytest.raises(BenchError, match="columns"):
         read_table(path)
+
+
+def test_seeds_are_described_from_the_rows_in_order_of_first_training():
+    rows = [{"arch_id": a, "seed": seed} for a, seed in
+            [("A", 0), ("A", 1), ("A", 2), ("B", 0), ("B", 1), ("B", 2), ("C", 0), ("D", 0),
+             ("E", 0), ("E", 2), ("A", 3)]]
+    assert seed_groups(rows) == [(1, (0, 1, 2, 3)), (1, (0, 1, 2)), (2, (0,)), (1, (0, 2))]
+    assert describe_seed_groups(seed_groups(rows)) == (
+        "the first 1 architectures with seeds 0..3, the next 1 with seeds 0..2, "
+        "the next 2 with seed 0, the others with seeds 0, 2")
+    assert describe_seed_groups([(4, (1,))]) == "every architecture with seed 1"
+
+
+def test_shipped_provenance_is_the_one_computed_from_its_rows(micro):
+    trainings, benchmark = default_paths("micro")
+    shipped = json.loads(trainings.with_suffix(".json").read_text())
+    rows = read_table(trainings)
+    recomputed = training_provenance(micro, Recipe(), rows, shipped["machines"])
+    assert json.dumps(recomputed, indent=2) + "\n" == trainings.with_suffix(".json").read_text()
+    assert recomputed["architectures"] == len({row["arch_id"] for row in rows}) == 200
+    assert recomputed["seeds"] == "the first 30 architectures with seeds 0..2, the others with seed 0"
+    exported = json.loads(benchmark.with_suffix(".json").read_text())
+    assert {key: exported[key] for key in ("architectures", "seeds", "determinism", "machines")} == {
+        key: recomputed[key] for key in ("architectures", "seeds", "determinism", "machines")}
+
+
+def test_training_writes_provenance_that_covers_every_row(micro, fashion_mnist_dir, tmp_path):
+    out, benchmark, run = quick_run(tmp_path, fashion_mnist_dir)
+    assert train_benchmark(micro, 2, 2, **run) == 4
+    # a later, smaller command (one more architecture, one seed) must not shrink the seeds
+    assert train_benchmark(micro, 3, 1, **run) == 1
+    for path in (out.with_suffix(".json"), benchmark.with_suffix(".json")):
+        provenance = json.loads(path.read_text())
+        assert provenance["architectures"] == 3
+        assert provenance["seeds"] == ("the first 2 architectures with seeds 0..1, "
+                                       "the others with seed 0")
+        assert provenance["machines"] == [this_machine()]
+    assert len(rows_of(out)) == 5
+
+
+@pytest.mark.parametrize(("n", "seeds"), [(1, 1), (30, 2), (200, 3)])
+def test_a_command_with_nothing_to_train_writes_nothing(tmp_path, n, seeds):
+    from click.testing import CliRunner
+
+    from bench.cli import main
+
+    trainings, benchmark = default_paths("micro")
+    out, bench = tmp_path / "trainings" / trainings.name, tmp_path / benchmark.name
+    out.parent.mkdir()
+    for source, copy in ((trainings, out), (benchmark, bench)):
+        for suffix in (".csv", ".json"):
+            shutil.copy2(source.with_suffix(suffix), copy.with_suffix(suffix))
+    files = sorted(tmp_path.rglob("*.*"))
+    before = {path: (path.read_bytes(), path.stat().st_mtime_ns) for path in files}
+    result = CliRunner().invoke(main, [
+        "groundtruth", "train", "--space", "micro", "--n", str(n), "--seeds", str(seeds),
+        "--out", str(out), "--benchmark", str(bench), "--data-dir", str(tmp_path / "absent"),
+        "--threads", str(torch.get_num_threads())])
+    assert result.exit_code == 0, result.output
+    assert "nothing to train" in result.output
+    assert sorted(tmp_path.rglob("*.*")) == files
+    assert {path: (path.read_bytes(), path.stat().st_mtime_ns) for path in files} == before

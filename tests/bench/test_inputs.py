@@ -43,11 +43,19 @@ def test_pink_noise_is_standardised_per_image_and_channel():
     assert torch.allclose(x.std(dim=(-2, -1)), torch.ones(3, 2), atol=1e-4)
 
 
-def test_real_batch_from_shipped_sample_is_resized_and_channel_matched():
-    batch = make_batch("real", 8, 32, 3, 10, seed=0)
-    assert batch.x.shape == (8, 3, 32, 32) and batch.kind == "real"
-    assert torch.equal(batch.x[:, 0], batch.x[:, 1])  # grey images repeated over channels
+def test_real_batch_from_shipped_sample_is_resized_and_standardised():
+    batch = make_batch("real", 8, 32, 1, 10, seed=0)
+    assert batch.x.shape == (8, 1, 32, 32) and batch.kind == "real"
+    assert batch.x.mean().abs() < 1e-5
     assert len(set(batch.y.tolist())) > 1
+
+
+@pytest.mark.parametrize("in_chans, num_classes", [(3, 100), (3, 10), (1, 5)])
+def test_real_images_that_do_not_fit_the_space_are_refused(in_chans, num_classes):
+    # The shipped sample is grey Fashion-MNIST with 10 classes: copying it to 3 channels or
+    # wrapping its labels onto fewer classes would feed a space data it was never meant for.
+    with pytest.raises(BenchError, match="give --data-dir"):
+        make_batch("real", 8, 32, in_chans, num_classes, seed=0)
 
 
 def test_unknown_kind_and_missing_folder_are_clear_errors(tmp_path):

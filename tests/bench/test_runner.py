@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.runner import RunConfig, architecture_seed, run_benchmark
+from bench.runner import RunConfig, architecture_seed, run, run_benchmark
 from spaces.errors import BenchError
 
 
@@ -15,6 +15,11 @@ def config(tmp_path, **changes):
                 inputs="gaussian", device="cpu", out=str(tmp_path / "run"),
                 cache=str(tmp_path / "cache.sqlite"))
     return RunConfig(**{**base, **changes})
+
+
+def run_written(cfg: RunConfig):
+    """The run computed and written to its --out, as `run(..., out=...)` does."""
+    return run(**cfg.to_dict())
 
 
 def test_rerun_reuses_every_cached_score(tmp_path, calls):
@@ -52,7 +57,7 @@ def test_failures_are_recorded_with_their_reason_and_the_run_goes_on(tmp_path, c
 
 
 def test_a_proxys_note_is_recorded_beside_its_score_and_survives_the_cache(tmp_path, calls):
-    first = run_benchmark(config(tmp_path)).scores
+    first = run_written(config(tmp_path)).scores
     again = run_benchmark(config(tmp_path, out=str(tmp_path / "again"))).scores
     for scores in (first, again):
         ok = scores[scores["error"].isna()]
@@ -76,8 +81,8 @@ def test_proxies_are_checked_against_the_published_scores_of_the_same_proxies(tm
                   "default_target": "acc"}
     table = make_table([{"width": w} for w in widths], columns, "toy")
     path = save_benchmark(Benchmark("toy", "toy-mlp", table, provenance), tmp_path / "data")
-    result = run_benchmark(config(tmp_path, space=None, benchmark=str(path), n=None,
-                                  proxies=("test_width", "test_width_again")))
+    result = run_written(config(tmp_path, space=None, benchmark=str(path), n=None,
+                                proxies=("test_width", "test_width_again")))
     agreement = result.agreement.set_index("proxy")
     assert agreement.loc["test_width", "reference"] == "ref_width"  # not the other data set's
     assert agreement.loc["test_width", "kendall"] == pytest.approx(1.0)

@@ -9,7 +9,8 @@ import pytest
 import torch
 from torch import nn
 
-from proxies.base import PROXIES, all_proxy_names, get_proxy
+from proxies.base import PROXIES, Batch, Proxy, all_proxy_names, get_proxy
+from spaces.errors import BenchError
 
 
 def project_proxies() -> list[str]:
@@ -18,8 +19,6 @@ def project_proxies() -> list[str]:
 
 
 NAMES = project_proxies()
-# Counts read the architecture, not the weights: another seed gives the same score.
-WEIGHT_FREE = {"params", "flops"}
 
 
 def one_per_code_path(names: list[str]) -> list[str]:
@@ -48,10 +47,10 @@ def caller_state(model: nn.Module) -> dict[str, torch.Tensor]:
     return {name: value.detach().clone() for name, value in model.state_dict().items()}
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_same_seed_same_score_and_the_callers_model_is_left_as_it_was(name, small_model):
-    make, batch = small_model
-    proxy = get_proxy(name)
+def check_seeded_and_side_effect_free(proxy: Proxy, make, batch) -> None:
+    """What every proxy promises on a model builder `make(seed)` and a batch, as its `needs`
+    declares: a finite float, the same for the same seed, another for another seed unless it is
+    weight-free, and the caller's model (running statistics included) left as it was."""
     model = make(0)
     before = caller_state(model)
     score = proxy(model, batch)
@@ -61,5 +60,25 @@ def test_same_seed_same_score_and_the_callers_model_is_left_as_it_was(name, smal
     assert all(torch.equal(before[key], after[key]) for key in before)
     assert all(p.requires_grad and p.grad is None for p in model.parameters())
     assert proxy(make(0), batch) == score
-    if name not in WEIGHT_FREE:
+    if proxy.needs.weights:
         assert proxy(make(1), batch) != score
+    else:
+        assert proxy(make(1), batch) == score
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_same_seed_same_score_and_the_callers_model_is_left_as_it_was(name, small_model):
+    make, batch = small_model
+    check_seeded_and_side_effect_free(get_proxy(name), make, batch)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_batch_below_the_declared_minimum_is_refused_before_scoring(name, small_model):
+    make, batch = small_model
+    proxy = get_proxy(name)
+    assert proxy.batch_problem(len(batch.x)) is None
+    too_small = proxy.needs.min_batch - 1
+    if too_small >= 1:
+        assert proxy.batch_problem(too_small)
+        with pytest.raises(BenchError):
+            proxy(make(0), Batch(batch.x[:too_small], batch.y[:too_small], batch.num_classes))

@@ -75,3 +75,31 @@ def test_l2_norm_sums_frobenius_norms_of_weights_only():
         model[2].bias.fill_(100.0)
     batch = Batch(torch.zeros(1, 1, 2, 2), torch.zeros(1, dtype=torch.long), 4)
     assert get_proxy("l2_norm")(model, batch) == pytest.approx(8.0)
+
+
+class SmallDevice(torch.nn.Module):
+    """A model that runs out of (simulated) GPU memory on more than 4 images at once."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        if len(x) > 4:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return self.model(x)
+
+
+def test_out_of_memory_sums_the_loss_gradient_over_parts_of_the_batch():
+    from timm.models.vision_transformer import VisionTransformer
+
+    torch.manual_seed(0)
+    vit = VisionTransformer(img_size=16, patch_size=4, embed_dim=16, depth=2, num_heads=2,
+                            mlp_ratio=2.0, num_classes=5)
+    gen = torch.Generator().manual_seed(0)
+    batch = Batch(torch.randn(8, 3, 16, 16, generator=gen), torch.randint(5, (8,), generator=gen), 5)
+    for name in ("grad_norm", "snip", "plain"):
+        whole, parts = get_proxy(name), get_proxy(name)
+        expected = whole(vit, batch)
+        assert parts(SmallDevice(vit), batch) == pytest.approx(expected, rel=1e-5)
+        assert "2 parts" in parts.note and whole.note == ""

@@ -64,20 +64,22 @@ def tiny_vit() -> VisionTransformer:
                              mlp_ratio=2.0, num_classes=5)
 
 
-def test_vintk_is_minus_log_kappa_of_the_joint_2n_kernel():
+def test_vintk_is_minus_log_kappa_of_the_joint_2n_kernel_in_float64():
     model, x = tiny_vit(), pink(n=4, size=16)
-    joint = ntk_kernel(model, torch.cat([x, fourier_view(x, 1.0)])).kernel
+    x64 = x.double()
+    joint = ntk_kernel(model.double(), torch.cat([x64, fourier_view(x64, 1.0)])).kernel
     assert joint.shape == (8, 8)
-    score = get_proxy("vintk")(model, Batch(x, torch.zeros(4, dtype=torch.long), 5, "pink"))
-    assert score == pytest.approx(-math.log(condition_number(joint)), rel=1e-6)
+    score = get_proxy("vintk")(tiny_vit(), Batch(x, torch.zeros(4, dtype=torch.long), 5, "pink"))
+    assert score == pytest.approx(-math.log(condition_number(joint)), rel=1e-9)
 
 
 def test_vintk_mean_averages_log_kappa_of_the_two_views_apart():
     model, x = tiny_vit(), pink(n=4, size=16)
-    log_kappas = [math.log(condition_number(ntk_kernel(model, part).kernel))
-                  for part in (x, fourier_view(x, 1.0))]
-    score = get_proxy("vintk_mean")(model, Batch(x, torch.zeros(4, dtype=torch.long), 5))
-    assert score == pytest.approx(-sum(log_kappas) / 2, rel=1e-6)
+    x64 = x.double()
+    log_kappas = [math.log(condition_number(ntk_kernel(model.double(), part).kernel))
+                  for part in (x64, fourier_view(x64, 1.0))]
+    score = get_proxy("vintk_mean")(tiny_vit(), Batch(x, torch.zeros(4, dtype=torch.long), 5))
+    assert score == pytest.approx(-sum(log_kappas) / 2, rel=1e-9)
 
 
 def test_variants_are_registered_with_their_hyper_parameters():
@@ -91,7 +93,7 @@ def test_variants_are_registered_with_their_hyper_parameters():
     }
     for name, hparams in expected.items():
         proxy = get_proxy(name)
-        assert proxy.config() == {"name": name, **hparams}
+        assert proxy.config() == {"name": name, **hparams, "version": 2, "kernel_dtype": "float64"}
 
 
 def test_unknown_view_is_a_bench_error():

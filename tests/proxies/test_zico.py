@@ -89,5 +89,5 @@ def test_a_single_batch_is_refused(small_model):
     with pytest.raises(BenchError, match="at least 2 batches"):
         Zico(batches=1)(make(0), batch)
     odd = Batch(batch.x[:3], batch.y[:3], batch.num_classes)
-    with pytest.raises(BenchError, match="does not split"):
+    with pytest.raises(BenchError, match="multiple of 2 and at least 4"):
         get_proxy("zico")(make(0), odd)

