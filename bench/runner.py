@@ -29,7 +29,7 @@ from bench.progress import progress_bar
 from bench.report import prepare_out_dir, write_run
 from proxies.base import Batch, Proxy, all_proxy_names, get_proxy, shared_work
 from spaces.base import Arch, SearchSpace, arch_id, canonical_json, get_space
-from spaces.errors import BenchError
+from spaces.errors import BenchError, describe_error
 
 RESULTS_DIR = Path("results")
 
@@ -404,11 +404,6 @@ def evaluate(proxy: Proxy, model, batch: Batch, seed: int) -> CachedScore:
         error = f"{error} (transient: not cached, rerun to retry)"
     return CachedScore(score if error is None else None, seconds, error, proxy.note or None,
                        transient)
-
-
-def describe_error(err: Exception) -> str:
-    first_line = str(err).strip().splitlines()[0] if str(err).strip() else ""
-    return f"{type(err).__name__}: {first_line}"[:300]
 
 
 def correlate(scores: pd.DataFrame, target_name: str | None, seed: int) -> pd.DataFrame:

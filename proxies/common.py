@@ -47,6 +47,11 @@ def samples_interact(module: nn.Module) -> bool:
     return isinstance(module, _BatchNorm) and (module.training or module.running_mean is None)
 
 
+def interacting_modules(model: nn.Module) -> list[str]:
+    """Names of the modules through which the samples of a batch interact (`samples_interact`)."""
+    return [name for name, module in model.named_modules() if samples_interact(module)]
+
+
 def loss_gradients(model: nn.Module, batch: Batch,
                    params: list[torch.Tensor]) -> tuple[list[torch.Tensor], int]:
     """∂L/∂p for the mean cross-entropy L on the batch, and into how many parts the batch was cut:
@@ -57,7 +62,7 @@ def loss_gradients(model: nn.Module, batch: Batch,
         try:
             return part_gradients(model, batch, params, parts), parts
         except torch.OutOfMemoryError:
-            if 2 * parts > len(batch.x) or any(samples_interact(m) for m in model.modules()):
+            if 2 * parts > len(batch.x) or interacting_modules(model):
                 raise
             parts *= 2
             if batch.x.is_cuda:

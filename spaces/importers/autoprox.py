@@ -18,7 +18,7 @@ import torch
 
 from spaces.base import get_space
 from spaces.benchmarks import Benchmark, make_table
-from spaces.errors import BenchError
+from spaces.errors import BenchError, first_line
 from spaces.importers.sources import AUTOPROX, provenance
 
 SCRATCH = ("trained from scratch: 300 epochs, AdamW, cosine schedule, 224 px, patch 16 "
@@ -85,7 +85,7 @@ def load_failure(err: Exception) -> str:
     text = str(err).strip()
     if "WeightsUnpickler error:" in text:
         text = text.split("WeightsUnpickler error:", 1)[1].strip()
-    line = text.splitlines()[0][:200] if text else ""
+    line = first_line(text)
     return f"{type(err).__name__}: {line}" if line else type(err).__name__
 
 
