@@ -11,7 +11,11 @@ import click
 from rich.console import Console
 
 from bench.data_cli import data
+from bench.export_cli import export
 from bench.groundtruth_cli import groundtruth
+from bench.report_cli import report
+from bench.search_cli import search
+from bench.stability_cli import stability
 from spaces.errors import BenchError
 
 console = Console()
@@ -51,6 +55,10 @@ def split_names(text: str) -> list[str]:
 @click.option("--target", default=None, help="Ground-truth column of the benchmark.")
 @click.option("--n", type=int, default=None, help="Number of architectures (all of a benchmark if unset).")
 @click.option("--seed", type=int, default=None, help="Seed of sampling, weights and inputs.")
+@click.option("--weight-seed", type=int, default=None,
+              help="Seed of the weights alone (default: --seed).")
+@click.option("--input-seed", type=int, default=None,
+              help="Seed of the input batch alone (default: --seed).")
 @click.option("--batch-size", type=int, default=None, help="Images per proxy evaluation.")
 @click.option("--img-size", type=int, default=None, help="Input resolution (default: the space's).")
 @click.option("--inputs", type=click.Choice(["auto", "gaussian", "pink", "real"]), default=None,
@@ -96,18 +104,30 @@ def run(proxy_list, config_path, **options):
 
 @main.command("proxies")
 def list_proxies():
-    """List the registered proxies: name, sign, needs, description, reference."""
-    from bench.report import rich_table
+    """List the registered proxies: name, needs, hyper-parameters, whole description, reference."""
+    import textwrap
+
+    from rich.text import Text
+
     from proxies.base import all_proxy_names, get_proxy
 
-    rows = []
+    # One block per proxy, its description wrapped between words at the terminal's width and never
+    # cut: a table column would squeeze it, and Text (not markup) keeps formulas like [log(λ+k)].
+    console.print(Text("Registered proxies (higher = predicted better; see docs/proxies.md)",
+                       style="bold"))
+    indent = " " * 4
     for name in all_proxy_names():
         proxy = get_proxy(name)
+        console.print()
+        console.print(Text.assemble((name, "bold cyan"), f"  needs: {proxy.needs.describe()}"))
         hparams = ", ".join(f"{k}={v}" for k, v in proxy.hparams.items())
-        rows.append((name, proxy.needs.describe(), hparams, proxy.description(), proxy.reference))
-    labels = ("name", "needs", "hyper-parameters", "description", "reference")
-    console.print(rich_table("Registered proxies (every score: higher = predicted better)", labels,
-                             rows, text_columns=len(labels), overflow="fold"))
+        lines = [proxy.description(), f"Hyper-parameters: {hparams}" if hparams else "",
+                 f"Reference: {proxy.reference}"]
+        for text in filter(None, lines):
+            wrapped = textwrap.fill(text, max(console.width, 40), initial_indent=indent,
+                                    subsequent_indent=indent, break_long_words=False,
+                                    break_on_hyphens=False)
+            console.print(Text(wrapped), soft_wrap=True)
 
 
 @main.command("spaces")
@@ -161,18 +181,21 @@ def arch(space, arch_json, sample, seed, img_size):
               help="Comma-separated proxies to show, one column each.")
 @click.option("--difference", "difference_list", multiple=True,
               help="A-B: add τ(A) − τ(B) with a paired bootstrap 95% CI (repeatable).")
+@click.option("--partial", type=click.Choice(["params", "flops"]), default=None,
+              help="Show the partial τ given params (or FLOPs) instead of τ.")
 @click.option("--markdown", default=None, type=click.Path(dir_okay=False),
               help="Also write the table as markdown to this file.")
-def compare(run_dirs, proxy_list, difference_list, markdown):
+def compare(run_dirs, proxy_list, difference_list, partial, markdown):
     """Runs side by side: Kendall τ [95% CI] of each proxy on each run's ground truth."""
     from bench.compare import cells, compare_runs, parse_difference
     from bench.report import markdown_table, rich_table
 
     proxies = split_names(proxy_list)
     differences = [parse_difference(text) for text in difference_list]
-    table = compare_runs([Path(d) for d in run_dirs], proxies, differences)
+    table = compare_runs([Path(d) for d in run_dirs], proxies, differences, partial)
     labels, body = cells(table, proxies, differences)
-    console.print(rich_table("Kendall τ [95% bootstrap CI] with each run's ground truth", labels,
+    shown = f"Partial Kendall τ given {partial}" if partial else "Kendall τ"
+    console.print(rich_table(f"{shown} [95% bootstrap CI] with each run's ground truth", labels,
                              body))
     if markdown:
         Path(markdown).write_text(markdown_table(labels, body) + "\n")
@@ -180,7 +203,11 @@ def compare(run_dirs, proxy_list, difference_list, markdown):
 
 
 main.add_command(data)
+main.add_command(export)
 main.add_command(groundtruth)
+main.add_command(report)
+main.add_command(search)
+main.add_command(stability)
 
 
 @main.command()

@@ -1,7 +1,7 @@
 """Several run directories side by side: one row per run (its space, ground truth and inputs), one
-column per proxy (Kendall τ with its interval), so a proxy can be read across CNN and ViT spaces,
-and optionally paired differences τ(a) − τ(b) with a bootstrap interval over the run's
-architectures (does a beat b on this benchmark?)."""
+column per proxy (Kendall τ with its interval, or the partial τ given params or FLOPs), so a proxy
+can be read across CNN and ViT spaces, and optionally paired differences τ(a) − τ(b) with a
+bootstrap interval over the run's architectures (does a beat b on this benchmark?)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,9 @@ import pandas as pd
 
 from bench.metrics import paired_difference
 from spaces.errors import BenchError
+
+# What `--partial` may hold fixed: the size measures of correlations.csv's partial τ columns.
+PARTIAL_GIVEN = ("params", "flops")
 
 
 def load_run(run_dir: Path) -> tuple[dict, pd.DataFrame]:
@@ -43,26 +46,34 @@ def parse_difference(text: str) -> tuple[str, str]:
 
 
 def compare_runs(run_dirs: list[Path], proxies: list[str],
-                 differences: list[tuple[str, str]] = ()) -> pd.DataFrame:
-    """One row per run with ground truth: `run`, then per proxy its Kendall τ and interval
-    (`<proxy>`, `<proxy>_lo`, `<proxy>_hi`, NaN where the run lacks it), per pair (a, b) the
-    paired difference `a-b` with `a-b_lo`, `a-b_hi`, the best proxy of the run and the noise
-    ceiling where the benchmark has one."""
+                 differences: list[tuple[str, str]] = (), partial: str | None = None) -> pd.DataFrame:
+    """One row per run with ground truth: `run`, then per proxy its Kendall τ (with `partial`,
+    its partial τ given params or flops) and interval (`<proxy>`, `<proxy>_lo`, `<proxy>_hi`,
+    NaN where the run lacks it), per pair (a, b) the paired difference of τ `a-b` with `a-b_lo`,
+    `a-b_hi`, the proxy of the run with the highest of the values shown and the noise ceiling
+    where the benchmark has one."""
+    if partial is not None and partial not in PARTIAL_GIVEN:
+        raise BenchError(f"--partial is one of {', '.join(PARTIAL_GIVEN)}, not {partial!r}")
+    metric = "kendall" if partial is None else f"partial_{partial}"
     rows, seen = [], set()
     for run_dir in run_dirs:
         info, correlations = load_run(Path(run_dir))
         if not info.get("target"):
             continue
+        if metric not in correlations:
+            raise BenchError(f"{run_dir} has no partial τ (its correlations.csv is older); "
+                             f"`bench run --config {Path(run_dir) / 'config.json'}` rewrites it "
+                             "from the cached scores")
         by_proxy = correlations.set_index("proxy")
         seen |= set(by_proxy.index)
         row = {"run": describe_run(info)}
         for proxy in proxies:
-            for suffix, column in (("", "kendall"), ("_lo", "kendall_lo"), ("_hi", "kendall_hi")):
-                row[proxy + suffix] = (float(by_proxy.loc[proxy, column]) if proxy in by_proxy.index
-                                       else math.nan)
+            for suffix in ("", "_lo", "_hi"):
+                row[proxy + suffix] = (float(by_proxy.loc[proxy, metric + suffix])
+                                       if proxy in by_proxy.index else math.nan)
         if differences:
             row.update(paired_differences(Path(run_dir), differences, info["resolved"]["seed"]))
-        best = by_proxy["kendall"].dropna()
+        best = by_proxy[metric].dropna()
         row["best"] = f"{best.idxmax()} ({best.max():.3f})" if len(best) else ""
         row["noise_ceiling"] = info["benchmark"].get("noise_ceiling_kendall", math.nan)
         rows.append(row)

@@ -1,7 +1,7 @@
 """Seeded input batches for proxies: white Gaussian noise, 1/f ("pink") noise, or real images.
 
 Which kind a run uses is part of its configuration and of every reported table: white noise has a
-flat spectrum and so no low/high-frequency contrast for ViNTK to reveal (REFERENCE §4).
+flat spectrum and so no low/high-frequency contrast for ViNTK to reveal (docs/proxies.md, ViNTK).
 """
 
 from __future__ import annotations

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
@@ -21,8 +20,12 @@ if TYPE_CHECKING:  # the runner imports this module, never the other way round
     from bench.runner import RunResult
 
 COLUMNS = [("proxy", "proxy"), ("n", "n"), ("kendall", "Kendall τ"), ("interval", "95% CI"),
-           ("spearman", "Spearman ρ"), ("topk_precision", "top-10%"),
+           ("partial_params", "τ | params"), ("spearman", "Spearman ρ"), ("topk_precision", "top-10%"),
            ("seconds_per_arch", "s/arch"), ("failures", "failures")]
+PARTIAL_NOTE = ("τ | params: Kendall's partial τ with the ground truth given the parameter count, "
+                "the part of the ranking that model size does not explain (0 for a proxy that "
+                "orders architectures as params does); correlations.csv has it given FLOPs too, "
+                "each with a 95% bootstrap interval.")
 
 
 def headline(result: RunResult) -> str:
@@ -33,7 +36,16 @@ def headline(result: RunResult) -> str:
             else "NO GROUND TRUTH: Kendall τ between proxies only")
     return (f"{result.info['n_architectures']} architectures of {setting['space']} {what}; "
             f"inputs: {setting['batch_size']} {setting['inputs']} images of {setting['img_size']} px, "
-            f"seed {setting['seed']}, device {setting['device']}")
+            f"seed {seed_text(setting)}, device {setting['device']}")
+
+
+def seed_text(setting: dict) -> str:
+    """The run seed, and the weight and input seeds where they differ from it."""
+    seed = setting["seed"]
+    apart = [f"{kind} {setting[key]}" for kind, key in (("weights", "weight_seed"),
+                                                         ("inputs", "input_seed"))
+             if setting.get(key, seed) != seed]
+    return f"{seed} ({', '.join(apart)})" if apart else str(seed)
 
 
 def table_columns(result: RunResult) -> list[tuple[str, str]]:
@@ -63,6 +75,7 @@ def table_rows(result: RunResult) -> list[dict]:
             "n": str(record["n"]) if result.info["target"] else row["n"],
             "kendall": fmt(record["kendall"]),
             "interval": f"[{fmt(record['kendall_lo'])}, {fmt(record['kendall_hi'])}]",
+            "partial_params": fmt(record.get("partial_params")),  # NaN in runs written before it
             "spearman": fmt(record["spearman"]), "topk_precision": fmt(record["topk_precision"])})
     ceiling = result.info["benchmark"].get("noise_ceiling_kendall")
     if ceiling is not None:
@@ -76,7 +89,9 @@ def fmt(value, digits: int = 3) -> str:
 
 
 def print_run_table(result: RunResult, console: Console) -> None:
-    table = Table(title=headline(result), title_justify="left")
+    """The correlation table, each proxy's failures and the agreement table, on the console."""
+    table = Table(title=headline(result), title_justify="left",
+                  caption=PARTIAL_NOTE if result.info["target"] else None, caption_justify="left")
     columns = table_columns(result)
     for key, label in columns:
         table.add_column(label, justify="left" if key == "proxy" else "right")
@@ -118,16 +133,21 @@ def agreement_rows(result: RunResult) -> list[tuple[str, ...]]:
 
 
 def markdown_table(labels, rows) -> str:
-    lines = ["| " + " | ".join(labels) + " |", "|" + "---|" * len(labels)]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines)
+    """A markdown table; a `|` inside a cell (as in "τ | params") is escaped, not a column."""
+    def line(cells):
+        return "| " + " | ".join(str(cell).replace("|", "\\|") for cell in cells) + " |"
+
+    return "\n".join([line(labels), "|" + "---|" * len(labels), *map(line, rows)])
 
 
 def summary_markdown(result: RunResult, name: str) -> str:
+    """summary.md: the printed tables in markdown."""
     columns = table_columns(result)
     rows = [[row[key] for key, _ in columns] for row in table_rows(result)]
     text = (f"# Run {name}\n\n{headline(result)}\n\n"
             f"{markdown_table([label for _, label in columns], rows)}\n")
+    if result.info["target"]:
+        text += f"\n{PARTIAL_NOTE}\n"
     if has_agreement(result):
         text += (f"\n## {AGREEMENT_TITLE}\n\n"
                  f"{markdown_table(AGREEMENT_LABELS, agreement_rows(result))}\n")
@@ -159,29 +179,8 @@ def write_run(result: RunResult, out: Path | str) -> Path:
         result.agreement.to_csv(out / "agreement.csv", index=False)
     (out / "summary.md").write_text(summary_markdown(result, out.name))
     if result.info["target"]:
-        plot_scatter(result.scores, result.info["target"], out / "scatter.png")
+        from bench.figures import write_scatter  # matplotlib is loaded only to draw
+
+        write_scatter(result.scores, result.correlations, result.info["target"], out / "scatter.png")
     return out
 
-
-def plot_scatter(scores: pd.DataFrame, target_name: str, path) -> None:
-    """One panel per proxy: proxy score against the ground truth."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    proxies = list(dict.fromkeys(scores["proxy"]))
-    cols = min(4, len(proxies))
-    rows = math.ceil(len(proxies) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.8 * rows), squeeze=False)
-    for ax, proxy in zip(axes.flat, proxies):
-        part = scores[scores["proxy"] == proxy]
-        ax.scatter(part["score"], part["target"], s=8, alpha=0.7)
-        ax.set_title(proxy, fontsize=9)
-        ax.set_xlabel("score", fontsize=8)
-        ax.set_ylabel(target_name, fontsize=8)
-    for ax in list(axes.flat)[len(proxies):]:
-        ax.axis("off")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)

@@ -36,7 +36,10 @@ RESULTS_DIR = Path("results")
 AGREEMENT_COLUMNS = ["proxy", "reference", "n", "kendall", "kendall_lo", "kendall_hi", "spearman"]
 CORRELATION_COLUMNS = ["proxy", "target", "n", "failures", "ties", "kendall", "kendall_lo",
                        "kendall_hi", "spearman", "pearson", "topk_precision", "top1_relative",
-                       "seconds_per_arch"]
+                       "partial_params", "partial_params_lo", "partial_params_hi", "partial_flops",
+                       "partial_flops_lo", "partial_flops_hi", "seconds_per_arch"]
+# What the partial Kendall τ holds fixed: model size, as the space counts it.
+SIZE_MEASURES = ("params", "flops")
 
 # With neither a space nor a benchmark, a run uses the embedded benchmark (trained by the project).
 DEFAULT_BENCHMARK = "micro-fmnist"
@@ -59,6 +62,10 @@ class RunConfig:
     target: str | None = None
     n: int | None = None
     seed: int = 0
+    # The weights' and the input batch's own seeds (None: the run seed, which always draws the
+    # architectures), so that a proxy's stability under either can be measured alone.
+    weight_seed: int | None = None
+    input_seed: int | None = None
     batch_size: int = 32
     img_size: int | None = None
     inputs: str = "auto"
@@ -84,6 +91,11 @@ class RunConfig:
         if self.kernel_dtype not in KERNEL_DTYPES:
             raise BenchError(f"--kernel-dtype must be one of {', '.join(KERNEL_DTYPES)}, "
                              f"not {self.kernel_dtype!r}")
+
+    def resolved_seeds(self) -> dict[str, int]:
+        """The seeds of the weights and of the input batch, the run seed where none is given."""
+        return {"weight_seed": self.seed if self.weight_seed is None else self.weight_seed,
+                "input_seed": self.seed if self.input_seed is None else self.input_seed}
 
     def replace(self, **changes) -> RunConfig:
         return dataclasses.replace(self, **changes)
@@ -168,17 +180,17 @@ def run_benchmark(config: RunConfig, console: Console | None = None) -> RunResul
     a user can get wrong is checked before the first score (`prepare`)."""
     console = console or Console(quiet=True)
     prepared = prepare(config)
+    candidates = prepared.candidates
     try:
-        rows = score_all(prepared, config.retry_failures, console)
+        scores = pd.DataFrame(score_all(prepared, config.retry_failures, console))
+        sizes = model_sizes(prepared, scores) if candidates.targets is not None else None
     finally:
         prepared.cache.close()
-    candidates = prepared.candidates
-    scores = pd.DataFrame(rows)
     if candidates.targets is not None:
         scores["target"] = [candidates.targets[i] for i in scores["arch_index"]]
     for spec in prepared.ensembles:
         scores = pd.concat([scores, ensemble_scores(scores, spec)], ignore_index=True)
-    correlations = correlate(scores, candidates.target_name, config.seed)
+    correlations = correlate(scores, candidates.target_name, config.seed, sizes)
     agreement = agree(scores, candidates.references, config.seed)
     info = run_info(config, prepared.setting, candidates, prepared.batch.x.device)
     return RunResult(config, scores.drop(columns="arch_index"), correlations, info, agreement)
@@ -213,13 +225,17 @@ def prepare(config: RunConfig) -> PreparedRun:
             raise BenchError(f"--batch-size {config.batch_size}: {problem}")
     check_resolution(space, candidates.archs, img_size)
     input_kind = pick_input_kind(config, space)
+    seeds = config.resolved_seeds()
     batch = make_batch(input_kind, config.batch_size, img_size, space.in_chans, space.num_classes,
-                       config.seed, config.data_dir)
+                       seeds["input_seed"], config.data_dir)
     setting = {"space": space.name, "space_kwargs": candidates.space_kwargs, "inputs": input_kind,
                "data_dir": config.data_dir, "batch_size": config.batch_size, "img_size": img_size,
-               "seed": config.seed, "device": device.type}
+               "seed": config.seed, **seeds, "device": device.type}
     # The key names the batch by its content (which covers a --data-dir's images), not its path.
-    key_setting = {**{k: v for k, v in setting.items() if k != "data_dir"},
+    # A weight or input seed enters it only where it differs from the run seed, so that the rows
+    # cached before these seeds existed stay valid.
+    key_setting = {**{k: v for k, v in setting.items() if k != "data_dir" and k not in seeds},
+                   **{k: v for k, v in seeds.items() if v != config.seed},
                    "batch": batch_digest(batch), "versions": library_versions()}
     cache = ScoreCache(config.cache or RESULTS_DIR / "cache.sqlite")
     return PreparedRun(candidates, proxies, ensembles, batch.to(device), setting, key_setting,
@@ -308,7 +324,7 @@ def split_proxies(names: tuple[str, ...]) -> tuple[list[str], list[list[str]]]:
 
 
 def architecture_seed(seed: int, arch: Arch) -> int:
-    """The seed for an architecture's weights: fixed by the run seed and the architecture alone,
+    """The seed for an architecture's weights: fixed by the weight seed and the architecture alone,
     so a score does not depend on which other architectures the run contains or their order."""
     digest = hashlib.sha256(f"{seed}:{canonical_json(arch)}".encode()).digest()
     return int.from_bytes(digest[:4], "little")
@@ -347,7 +363,7 @@ def score_architecture(prepared: PreparedRun, arch: Arch,
     results: list[CachedScore] = []
     model = None
     batch, cache = prepared.batch, prepared.cache
-    seed = architecture_seed(prepared.setting["seed"], arch)
+    seed = architecture_seed(prepared.setting["weight_seed"], arch)
     arch_text = canonical_json(arch)
     with shared_work():
         for proxy in prepared.proxies:
@@ -406,8 +422,46 @@ def evaluate(proxy: Proxy, model, batch: Batch, seed: int) -> CachedScore:
                        transient)
 
 
-def correlate(scores: pd.DataFrame, target_name: str | None, seed: int) -> pd.DataFrame:
-    """One row per proxy against the ground truth; without one, every proxy against every other."""
+def model_sizes(prepared: PreparedRun, scores: pd.DataFrame) -> pd.DataFrame:
+    """Params and FLOPs of each architecture (indexed by arch_index), for the partial τ: the
+    run's own `params` and `flops` scores where it has those proxies, else counted by the space
+    at the run's resolution (`count_size`)."""
+    wide = scores.pivot(index="arch_index", columns="proxy", values="score")
+    archs = prepared.candidates.archs
+    return pd.DataFrame({measure: wide[measure] if measure in wide
+                         else [count_size(prepared, measure, archs[i]) for i in wide.index]
+                         for measure in SIZE_MEASURES}, index=wide.index)
+
+
+def count_size(prepared: PreparedRun, measure: str, arch: Arch) -> float:
+    """`count_params` or `count_flops` of the space at the run's resolution, NaN where the model
+    does not build. Counted on the meta device (shapes only: the same counts, no weights drawn)
+    and kept in the score cache, since a FLOP count runs a forward pass."""
+    space, img_size = prepared.candidates.space, prepared.setting["img_size"]
+    description = {"size": measure, "space": space.name,
+                   "space_kwargs": prepared.candidates.space_kwargs, "img_size": img_size,
+                   "arch": canonical_json(arch), "versions": prepared.key_setting["versions"]}
+    cached = prepared.cache.get(description)
+    if cached is None:
+        count = space.count_params if measure == "params" else space.count_flops
+        start = time.perf_counter()
+        try:
+            with torch.device("meta"):
+                value, error = float(count(arch, img_size)), None
+        except BenchError:
+            raise
+        except Exception as err:
+            value, error = None, describe_error(err)
+        cached = CachedScore(value, time.perf_counter() - start, error)
+        prepared.cache.put(description, cached)
+    return math.nan if cached.score is None else cached.score
+
+
+def correlate(scores: pd.DataFrame, target_name: str | None, seed: int,
+              sizes: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per proxy against the ground truth, with its partial τ given each column of
+    `sizes` (params, flops: one value per arch_index); without ground truth, every proxy against
+    every other."""
     wide = scores.pivot(index="arch_index", columns="proxy", values="score")
     seconds = scores.groupby("proxy", sort=False)["seconds"].median()
     proxies = list(dict.fromkeys(scores["proxy"]))
@@ -417,9 +471,11 @@ def correlate(scores: pd.DataFrame, target_name: str | None, seed: int) -> pd.Da
         pairs = [(proxy, target_name, target) for proxy in proxies]
     else:
         pairs = [(a, b, wide[b]) for a in proxies for b in proxies if a != b]
+    given = ({measure: sizes[measure].loc[wide.index].to_numpy() for measure in sizes}
+             if sizes is not None and target_name is not None else None)
     for proxy, against, reference in pairs:
         metrics = rank_metrics(wide[proxy].to_numpy(), reference.loc[wide.index].to_numpy(),
-                               seed=seed)
+                               seed=seed, given=given)
         rows.append({"proxy": proxy, "target": against, **metrics,
                      "seconds_per_arch": float(seconds[proxy])})
     return pd.DataFrame(rows, columns=CORRELATION_COLUMNS)

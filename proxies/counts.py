@@ -1,7 +1,7 @@
 """The trivial baselines every proxy is compared with: parameter count and forward FLOPs.
 
-Both are strong on some ViT spaces and anti-correlated with accuracy on others (REFERENCE §1), so a
-proxy that does not beat them has not shown anything.
+Both are strong on some ViT spaces and anti-correlated with accuracy on others (docs/proxies.md,
+size baselines), so a proxy that does not beat them has not shown anything.
 """
 
 from __future__ import annotations

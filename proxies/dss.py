@@ -7,8 +7,8 @@ With R = Σ f(1) after every parameter is replaced by |θ|:
 - every other Linear layer (the MLPs, the head): Σ |∂R/∂W ⊙ W|, the synaptic saliency.
 TF-TAS's code keeps LayerNorm and softmax active and removes only BatchNorm; so do we (BatchNorm
 becomes its affine map, which at initialisation is the identity TF-TAS substitutes). LayerNorm
-keeps activations near unit scale, so no log is needed here, unlike SynFlow. As REFERENCE §3
-states, only Linear layers are summed; TF-TAS's code also adds the patch-embedding convolution's
+keeps activations near unit scale, so no log is needed here, unlike SynFlow. Only Linear layers
+are summed (docs/proxies.md, `dss`); TF-TAS's code also adds the patch-embedding convolution's
 saliency, which we leave out. Float64, like SynFlow, and for the nuclear norms' SVDs.
 """
 

@@ -1,4 +1,4 @@
-"""The empirical Neural Tangent Kernel Θ = J Jᵀ of a network on a batch (REFERENCE §3 and §5).
+"""The empirical Neural Tangent Kernel Θ = J Jᵀ of a network on a batch (docs/fast-ntk.md).
 
 Row i of J is ∂(Σ_c f_c(x_i))/∂θ over every trainable parameter θ (TE-NAS, Chen et al., ICLR 2021;
 TE-NAS's code keeps only tensors named "weight", here biases, norms, tokens and position tables

@@ -23,6 +23,30 @@ ViT breaks it in two places, which we handle on purpose:
   for the largest AutoFormer-B, at 32 and at 224 px alike), beyond float32 (e^88) and inside
   float64 (e^709). The log makes scores comparable across spaces and, being monotone, changes no
   ranking.
+
+`synflow_ln` is SynFlow as the public ViT code computes it, registered beside `synflow` so that
+both can be reported. Foresight's implementation (Abdelfattah et al.), whose measure framework
+TF-TAS and Auto-Prox reuse for their ViTs, replaces every parameter by its absolute value (and puts
+the signs back afterwards, which our copy of the model makes unnecessary), converts the network to
+float64, feeds one all-ones image of the batch's shape, back-propagates R = Σ f(1) and sums
+|W ⊙ ∂R/∂W| over every Conv and Linear weight. It runs the network as written: LayerNorm
+normalises (with |γ| and |β|), the softmax and GELU pass their exact gradients, and BatchNorm is
+removed (its forward becomes the identity; NAS-Bench-201 networks are rebuilt without it). The DSS
+of TF-TAS and of Auto-Prox does the same in float32. The repository of ViT-Info-Bench holds no
+SynFlow code: its own proxy is a formula of the architecture, and its published synflow scores
+come without their code. So `synflow_ln` differs from `synflow` in three places:
+
+- LayerNorm is active. R is then no sum of path products any more (a normalised token has
+  negative entries, so R can be negative), but it stays of order one: over the largest network of
+  autoformer-b, autoprox-t and pit-s at 32, 64 and 224 px, |R| ≤ 28 and the score ≤ e^12, far
+  inside float64, where `synflow` reaches e^222. The log is kept so that the two variants read
+  alike; the score is positive and the log monotone, so no ranking changes.
+- The gradient runs through the softmax, so the query and key weights receive flow.
+- BatchNorm is removed rather than reduced to |γ| x + |β| (the same map at initialisation, γ = 1,
+  β = 0). Our ViT spaces have no BatchNorm; NB201 does.
+
+Both run in eval mode; the public code keeps the mode it is given (train mode for NAS-Bench-201),
+which computes the same here: our spaces build without dropout, and BatchNorm is gone.
 """
 
 from __future__ import annotations
@@ -97,6 +121,17 @@ def synaptic_flow(model: nn.Module, batch: Batch) -> torch.Tensor:
     return model(batch.x.new_ones((1, *batch.x.shape[1:]))).sum()
 
 
+def log_synaptic_saliency(model: nn.Module, batch: Batch) -> float:
+    """log Σ |W ⊙ ∂R/∂W| over the weights of `model`, R the synaptic flow (θ → |θ| in place), on
+    the network as it runs: callers first replace what the flow must not see."""
+    ws = weights(model)
+    grads = weight_gradients(synaptic_flow(model, batch), ws)
+    total = sum((w * g).abs().sum() for w, g in zip(ws, grads)).item()
+    if not 0 < total < math.inf:
+        raise UndefinedScore(f"synaptic flow is {total}; its log is undefined")
+    return math.log(total)
+
+
 @register("synflow")
 class SynFlow(Proxy):
     """SynFlow, log Σ |W ⊙ ∂R/∂W|, R = Σ f(1) with θ → |θ|, norms affine-only, softmax fixed."""
@@ -109,10 +144,18 @@ class SynFlow(Proxy):
 
     def score(self, model: nn.Module, batch: Batch) -> float:
         strip_normalization(model, (_BatchNorm, nn.LayerNorm))
-        ws = weights(model)
         with FixedAttention():
-            grads = weight_gradients(synaptic_flow(model, batch), ws)
-        total = sum((w * g).abs().sum() for w, g in zip(ws, grads)).item()
-        if not 0 < total < math.inf:
-            raise UndefinedScore(f"synaptic flow is {total}; its log is undefined")
-        return math.log(total)
+            return log_synaptic_saliency(model, batch)
+
+
+@register("synflow_ln")
+class SynFlowAsPublished(Proxy):
+    """SynFlow as the public ViT code runs it: log Σ |W ⊙ ∂R/∂W|, R = Σ f(1) with θ → |θ|,
+    LayerNorm active, gradient through the softmax, BatchNorm removed."""
+
+    needs = SynFlow.needs
+    reference = SynFlow.reference
+
+    def score(self, model: nn.Module, batch: Batch) -> float:
+        replace_modules(model, (_BatchNorm,), lambda _: nn.Identity())
+        return log_synaptic_saliency(model, batch)

@@ -1,4 +1,4 @@
-"""ViNTK: the NTK condition number generalised to high frequencies (REFERENCE §4).
+"""ViNTK: the NTK condition number generalised to high frequencies (docs/proxies.md, ViNTK).
 
 Zhou & Zhu, "When Training-Free NAS Meets Vision Transformer: A Neural Tangent Kernel
 Perspective" (ICASSP 2024, arXiv 2405.04536) state only that ViNTK "generalizes the standard NTK to
@@ -79,8 +79,8 @@ class ViNTK(KernelProxy):
     high-frequency view of the inputs: Fourier features sin(2πσX + φ) or a spectral high-pass."""
 
     reference = ("Zhou & Zhu, When Training-Free NAS Meets Vision Transformer: A Neural Tangent "
-                 "Kernel Perspective, ICASSP 2024 (arXiv 2405.04536); project's reading, "
-                 "REFERENCE §4")
+                 "Kernel Perspective, ICASSP 2024 (arXiv 2405.04536); this project's reading, "
+                 "docs/proxies.md")
 
     def __init__(self, view: str, combine: str, **view_params: float):
         if view not in VIEWS or combine not in COMBINATIONS:

@@ -7,7 +7,7 @@ width 64 x heads (head dimension fixed at 64, qkv with bias) plus Cream's 2-D re
 embedding on keys and values, final LayerNorm and a linear head on the class token. Parameters
 are counted in closed form (`SubnetViT.param_count`), without building the model; the counts equal
 Cream's `get_sampled_params_numel` (tests/spaces/test_autoformer.py checks the 6,776,776 example of
-shared/REFERENCE.md and published counts; tests/spaces/test_params.py checks the built models).
+docs/spaces.md and published counts; tests/spaces/test_params.py checks the built models).
 
 `SubnetViT` is also the model of `autoprox-t` (spaces/autoprox.py), which changes the attention,
 the pooling and the LayerNorm epsilon, and of `micro` (spaces/micro.py), which changes the
@@ -206,6 +206,23 @@ class AutoFormerSpace(SearchSpace):
             "mlp_ratio": pick_each(self.name, "mlp_ratio", arch["mlp_ratio"], self.mlp_ratios,
                                    depth),
             "num_heads": pick_each(self.name, "num_heads", arch["num_heads"], self.heads, depth),
+        }
+
+    def mutate(self, arch: Arch, rng: random.Random, prob: float = 0.2) -> Arch:
+        """AutoFormer's mutation (Cream's evolutionary search): the depth redrawn with probability
+        `prob` (a deeper child gets new layers of random choices, a shallower one loses its last
+        layers), then the width and each layer's MLP ratio and heads, each with probability `prob`
+        (Cream draws depth and width with a second probability; one is used here)."""
+        arch = self.validate(arch)
+        depth = rng.choice(self.depths) if rng.random() < prob else arch["depth"]
+        added = range(depth - arch["depth"])
+        ratios = arch["mlp_ratio"][:depth] + [rng.choice(self.mlp_ratios) for _ in added]
+        heads = arch["num_heads"][:depth] + [rng.choice(self.heads) for _ in added]
+        return {
+            "embed_dim": rng.choice(self.embed_dims) if rng.random() < prob else arch["embed_dim"],
+            "depth": depth,
+            "mlp_ratio": [rng.choice(self.mlp_ratios) if rng.random() < prob else r for r in ratios],
+            "num_heads": [rng.choice(self.heads) if rng.random() < prob else h for h in heads],
         }
 
     def build(self, arch: Arch, img_size: int | None = None) -> nn.Module:

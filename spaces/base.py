@@ -17,6 +17,8 @@ from spaces.choices import require_img_size
 from spaces.errors import BenchError, unknown_name
 
 Arch = dict[str, Any]
+# Draws at a valid child before `mutate` or `crossover` give up and return a parent.
+OFFSPRING_TRIES = 100
 
 
 def canonical_json(arch: Arch) -> str:
@@ -69,6 +71,30 @@ class SearchSpace(ABC):
             seen.setdefault(canonical_json(arch), arch)
         return list(seen.values())
 
+    def mutate(self, arch: Arch, rng: random.Random, prob: float = 0.2) -> Arch:
+        """A child of `arch` for evolutionary search: each choice (each entry of a per-layer or
+        per-stage list) redrawn with probability `prob`, from a fresh sample of the space. A child
+        that does not validate is drawn again; after OFFSPRING_TRIES the parent is returned.
+        Spaces whose list lengths depend on another choice (a depth) override this."""
+        for _ in range(OFFSPRING_TRIES):
+            fresh = self.sample(rng)
+            child = valid_or_none(self, {key: mixed(value, fresh[key], rng, prob)
+                                         for key, value in arch.items()})
+            if child is not None:
+                return child
+        return self.validate(arch)
+
+    def crossover(self, a: Arch, b: Arch, rng: random.Random) -> Arch:
+        """A child of `a` and `b`: each choice taken from either with equal probability (entry by
+        entry in lists of the same length, the whole list otherwise). A child that does not
+        validate is drawn again; after OFFSPRING_TRIES `a` is returned."""
+        for _ in range(OFFSPRING_TRIES):
+            child = valid_or_none(self, {key: mixed(value, b[key], rng, 0.5)
+                                         for key, value in a.items()})
+            if child is not None:
+                return child
+        return self.validate(a)
+
     def count_params(self, arch: Arch, img_size: int | None = None) -> int:
         """Trainable parameters of the model at `img_size` (default: the native resolution).
 
@@ -104,6 +130,22 @@ class SearchSpace(ABC):
         size = img_size or self.default_img_size
         model = self.build(arch, img_size=size).eval()
         return forward_flops(model, torch.zeros(1, self.in_chans, size, size))
+
+
+def mixed(value: Any, other: Any, rng: random.Random, prob: float) -> Any:
+    """`value` with each entry replaced by `other`'s with probability `prob` when both are lists of
+    one length, else replaced as a whole with that probability."""
+    if isinstance(value, list) and isinstance(other, list) and len(value) == len(other):
+        return [theirs if rng.random() < prob else ours for ours, theirs in zip(value, other)]
+    return other if rng.random() < prob else value
+
+
+def valid_or_none(space: SearchSpace, arch: Arch) -> Arch | None:
+    """The canonical form of `arch`, or None when it is no architecture of `space`."""
+    try:
+        return space.validate(arch)
+    except BenchError:
+        return None
 
 
 def forward_flops(model: nn.Module, x: torch.Tensor) -> int:

@@ -78,7 +78,7 @@ class Benchmark:
             return get_space(self.space, **kwargs)
         except TypeError as err:
             raise BenchError(f"benchmark {self.name}: space {self.space} does not take "
-                             f"space_kwargs {kwargs} ({err})") from None
+                             f"space_kwargs {kwargs} ({err!r})") from None  # repr: a key may hold a newline
 
 
 def data_dir(override: str | Path | None = None) -> Path:

