@@ -314,8 +314,10 @@ def search_figure(accuracy: pd.Series, search: dict) -> Figure:
     found = [s["best"].get("ground_truth") for s in search["searches"]]
     found = [value for value in found if value is not None]
     top = ax.get_ylim()[1]
-    ax.scatter(found, [top * 1.02] * len(found), marker="v", color="tab:red", s=40, zorder=3,
-               label=f"{search['proxy']} ({search['strategy']}): one per seed")
+    # Seeds that found the same architecture are stacked, so every seed shows.
+    heights = [top * (1.02 + 0.05 * found[:i].count(value)) for i, value in enumerate(found)]
+    ax.scatter(found, heights, marker="v", color="tab:red", s=40, zorder=3,
+               label=f"{search['proxy']} ({search['strategy']}): one per seed (stacked)")
     for (name, baseline), colour in zip((search.get("baselines") or {}).items(),
                                         ("tab:blue", "tab:green")):
         mean, std = baseline.get("ground_truth_mean"), baseline.get("ground_truth_std")
