@@ -71,6 +71,15 @@ def split_names(text: str) -> list[str]:
               help="Recompute the cached failures instead of reporting them again.")
 @click.option("--out", default=None, help="Run directory (default results/runs/<time>-<hash>).")
 @click.option("--cache", default=None, help="SQLite score cache (default results/cache.sqlite).")
+@click.option("--workers", type=int, default=None,
+              help="Local worker processes scoring architectures side by side (default 1).")
+@click.option("--threads", type=int, default=None,
+              help="torch threads per worker (default: cores / workers; 1 per Ray task); "
+                   "networks under 1e6 parameters always use one.")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default=None,
+              help="Score on this machine (default) or as Ray tasks (pip install '.[ray]').")
+@click.option("--address", default=None,
+              help="--executor ray: the Ray cluster to join (default: a local Ray).")
 @click.option("--config", "config_path", default=None, type=click.Path(dir_okay=False),
               help="Repeat a run from its config.json; other options override it.")
 def run(proxy_list, config_path, **options):
@@ -229,7 +238,8 @@ main.add_command(stability)
               show_default=True, help="dtype of the NTK proxies and of the naive NTK.")
 def perf(space, batch_size, img_size, device, out, seed, proxy_list, repeats, naive_repeats,
          kernel_dtype):
-    """Time one training step, every proxy and the naive NTK side by side; write perf.csv."""
+    """Time one training step, every proxy and the naive NTK side by side (on CUDA also GPU time
+    by CUDA events and peak GPU memory); write perf.csv."""
     from bench.perf import PerfConfig, measure_perf, print_perf, write_perf
 
     config = PerfConfig(space, batch_size, img_size, device, seed, tuple(split_names(proxy_list)),

@@ -5,7 +5,12 @@ Each measured call runs `repeats` times, interleaved round by round so that a ch
 a shared machine falls on every row alike; the table gives the median, min and max wall-clock
 seconds, the median CPU seconds of the process (on a shared CPU machine the steadier figure: it
 does not count the time other jobs held the cores) and the peak memory above what was resident
-before the call (model, batch and the harness), each also as a ratio to the training step.
+before the call (model, batch and the harness), each also as a ratio to the training step. On
+CUDA it adds the median GPU seconds, the time between two CUDA events recorded on the current
+stream before and after the call (so it includes the gaps in which the GPU waited for the host),
+and its ratio. The network is built on the device with the run's reproducibility settings
+(bench/device.py: deterministic algorithms, TF32 off, also for the training step), which
+`device_settings` in perf.json records.
 The training step is forward, cross-entropy, backward and an AdamW step (the optimizer AutoFormer
 and Auto-Prox train with) on a copy of the model, with the optimizer created inside the
 measurement, so its peak includes the gradients and AdamW's state. Inputs are 1/f ("pink")
@@ -39,12 +44,13 @@ from rich.console import Console
 from rich.table import Table
 from torch import nn
 
+from bench.device import device_settings
 from bench.inputs import make_batch
-from bench.runner import KERNEL_DTYPES, pick_device
+from bench.runner import KERNEL_DTYPES, build_model, pick_device
 from proxies.base import Batch, all_proxy_names, get_proxy
 from proxies.ntk_kernel import ntk_kernel
 from spaces.base import canonical_json, get_space
-from spaces.errors import BenchError
+from spaces.errors import BenchError, describe_error
 
 TRAIN_STEP = "train_step"
 INPUT_KIND = "pink"
@@ -52,7 +58,9 @@ NAIVE_NTK = "ntk_naive"
 COLUMNS = ["proxy", "method", "seconds_median", "seconds_min", "seconds_max", "cpu_seconds_median",
            "peak_mem_mb", "ratio_to_train_step", "cpu_ratio_to_train_step",
            "mem_ratio_to_train_step", "repeats", "error"]
-BASES = {"wall": "seconds_median", "cpu": "cpu_seconds_median"}
+# Added where the device is CUDA.
+GPU_COLUMNS = ["gpu_seconds_median", "gpu_ratio_to_train_step"]
+BASES = {"wall": "seconds_median", "cpu": "cpu_seconds_median", "gpu": "gpu_seconds_median"}
 
 
 @dataclass(frozen=True)
@@ -81,7 +89,8 @@ class PerfConfig:
 
 @dataclass
 class Measurement:
-    """The wall-clock and CPU seconds and the peak memory (MiB) of every repeat of one call."""
+    """The wall-clock and CPU seconds, the peak memory (MiB) and, on CUDA, the GPU seconds of
+    every repeat of one call."""
 
     name: str
     method: str = ""
@@ -89,6 +98,7 @@ class Measurement:
     cpu_seconds: list[float] = field(default_factory=list)
     peak_mb: list[float] = field(default_factory=list)
     error: str = ""
+    gpu_seconds: list[float] = field(default_factory=list)
 
 
 def measure_perf(config: PerfConfig, console: Console | None = None) -> tuple[pd.DataFrame, dict]:
@@ -99,8 +109,10 @@ def measure_perf(config: PerfConfig, console: Console | None = None) -> tuple[pd
     space = get_space(config.space)
     img_size = config.img_size or space.default_img_size
     arch = space.sample_many(1, config.seed)[0]
-    torch.manual_seed(config.seed)
-    model = space.build(arch, img_size=img_size).to(device)
+    model = build_model(space, arch, img_size, config.seed, device)
+    if isinstance(model, Exception):
+        raise BenchError(f"{config.space}: the seed-{config.seed} network does not build: "
+                         f"{describe_error(model)}")
     batch = make_batch(INPUT_KIND, config.batch_size, img_size, space.in_chans,
                        space.num_classes, config.seed).to(device)
     names = list(config.proxies) or all_proxy_names()
@@ -134,7 +146,7 @@ def measure_perf(config: PerfConfig, console: Console | None = None) -> tuple[pd
         "arch": json.loads(canonical_json(arch)),
         "params": sum(p.numel() for p in model.parameters() if p.requires_grad),
         "torch": torch.__version__, "threads": torch.get_num_threads(),
-        "memory_method": meter.method,
+        "memory_method": meter.method, "device_settings": device_settings(device),
     }
     return perf_table(list(results.values())), setting
 
@@ -151,18 +163,42 @@ def train_step(model: nn.Module, batch: Batch) -> None:
 
 def measure(call: Callable[[], object], result: Measurement, meter: PeakMemory,
             device: torch.device) -> None:
+    """One repeat of `call` into `result` (its first exception ends the call's repeats)."""
     meter.reset()
     synchronize(device)
+    events = GPUEvents(device)
     start, cpu_start = time.perf_counter(), time.process_time()
     try:
         call()
     except Exception as err:
         result.error = f"{type(err).__name__}: {err}"
         return
+    events.stop()
     synchronize(device)
     result.seconds.append(time.perf_counter() - start)
     result.cpu_seconds.append(time.process_time() - cpu_start)
     result.peak_mb.append(meter.peak_mb())
+    if events.start is not None:
+        result.gpu_seconds.append(events.seconds())
+
+
+class GPUEvents:
+    """A pair of CUDA events around a call on the current stream (nothing off CUDA); `seconds`
+    after the device is synchronised."""
+
+    def __init__(self, device: torch.device):
+        self.start = self.end = None
+        if device.type == "cuda":
+            self.start = torch.cuda.Event(enable_timing=True)
+            self.end = torch.cuda.Event(enable_timing=True)
+            self.start.record()
+
+    def stop(self) -> None:
+        if self.end is not None:
+            self.end.record()
+
+    def seconds(self) -> float:
+        return self.start.elapsed_time(self.end) / 1000  # elapsed_time is in milliseconds
 
 
 def synchronize(device: torch.device) -> None:
@@ -229,20 +265,27 @@ def describe_device(device: torch.device) -> str:
 
 
 def perf_table(results: list[Measurement]) -> pd.DataFrame:
-    nan = float("nan")
+    """One row per call (COLUMNS, and GPU_COLUMNS where any call was timed on a GPU)."""
     table = pd.DataFrame([{
-        "proxy": r.name, "method": r.method,
-        "seconds_median": statistics.median(r.seconds) if r.seconds else nan,
-        "seconds_min": min(r.seconds, default=nan), "seconds_max": max(r.seconds, default=nan),
-        "cpu_seconds_median": statistics.median(r.cpu_seconds) if r.cpu_seconds else nan,
-        "peak_mem_mb": max(r.peak_mb, default=nan), "repeats": len(r.seconds), "error": r.error,
+        "proxy": r.name, "method": r.method, "seconds_median": median(r.seconds),
+        "seconds_min": min(r.seconds, default=math.nan),
+        "seconds_max": max(r.seconds, default=math.nan),
+        "cpu_seconds_median": median(r.cpu_seconds),
+        "peak_mem_mb": max(r.peak_mb, default=math.nan), "repeats": len(r.seconds),
+        "error": r.error, "gpu_seconds_median": median(r.gpu_seconds),
     } for r in results])
     train = table.set_index("proxy").loc[TRAIN_STEP]
     for ratio, column in (("ratio_to_train_step", "seconds_median"),
                           ("cpu_ratio_to_train_step", "cpu_seconds_median"),
-                          ("mem_ratio_to_train_step", "peak_mem_mb")):
+                          ("mem_ratio_to_train_step", "peak_mem_mb"),
+                          ("gpu_ratio_to_train_step", "gpu_seconds_median")):
         table[ratio] = table[column] / train[column]
-    return table[COLUMNS]
+    timed_on_gpu = any(r.gpu_seconds for r in results)
+    return table[COLUMNS + (GPU_COLUMNS if timed_on_gpu else [])]
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else math.nan
 
 
 def target_checks(table: pd.DataFrame) -> list[dict]:
@@ -259,7 +302,7 @@ def target_checks(table: pd.DataFrame) -> list[dict]:
 
     checks = [("ntk peak memory <= 1.5 x training step", "memory",
                ratio(value("ntk", "peak_mem_mb"), value(TRAIN_STEP, "peak_mem_mb")), 1.5, "<=")]
-    for basis, column in BASES.items():
+    for basis, column in ((b, c) for b, c in BASES.items() if c in table):
         ntk = value("ntk", column)
         checks += [
             ("ntk time <= 3 x training step", basis, ratio(ntk, value(TRAIN_STEP, column)), 3.0,
@@ -285,16 +328,20 @@ def print_perf(table: pd.DataFrame, setting: dict, console: Console) -> None:
     title = (f"{setting['config']['space']} ({setting['params']:,} params), "
              f"{setting['img_size']} px, batch {setting['config']['batch_size']}, "
              f"{setting['device']}")
+    gpu = "gpu_seconds_median" in table
     grid = Table(title=title)
-    for column in ("proxy", "method", "median s", "min s", "max s", "cpu s", "peak MiB",
-                   "x train time", "x train cpu", "x train mem", "error"):
+    for column in ("proxy", "method", "median s", "min s", "max s", "cpu s",
+                   *(("gpu s",) if gpu else ()), "peak MiB", "x train time", "x train cpu",
+                   *(("x train gpu",) if gpu else ()), "x train mem", "error"):
         grid.add_column(column, overflow="fold")
     for row in table.itertuples():
+        gpu_time = (f"{row.gpu_seconds_median:.3f}",) if gpu else ()
+        gpu_ratio = (f"{row.gpu_ratio_to_train_step:.2f}",) if gpu else ()
         grid.add_row(row.proxy, row.method, f"{row.seconds_median:.2f}", f"{row.seconds_min:.2f}",
-                     f"{row.seconds_max:.2f}", f"{row.cpu_seconds_median:.2f}",
+                     f"{row.seconds_max:.2f}", f"{row.cpu_seconds_median:.2f}", *gpu_time,
                      f"{row.peak_mem_mb:.0f}", f"{row.ratio_to_train_step:.2f}",
-                     f"{row.cpu_ratio_to_train_step:.2f}", f"{row.mem_ratio_to_train_step:.2f}",
-                     row.error)
+                     f"{row.cpu_ratio_to_train_step:.2f}", *gpu_ratio,
+                     f"{row.mem_ratio_to_train_step:.2f}", row.error)
     console.print(grid)
     for check in target_checks(table):
         verdict = {True: "met", False: "MISSED", None: "not measured"}[check["met"]]

@@ -14,6 +14,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from bench.ensemble import ENSEMBLE_PREFIX
 from spaces.errors import BenchError
 
 if TYPE_CHECKING:  # the runner imports this module, never the other way round
@@ -21,7 +22,7 @@ if TYPE_CHECKING:  # the runner imports this module, never the other way round
 
 COLUMNS = [("proxy", "proxy"), ("n", "n"), ("kendall", "Kendall τ"), ("interval", "95% CI"),
            ("partial_params", "τ | params"), ("spearman", "Spearman ρ"), ("topk_precision", "top-10%"),
-           ("seconds_per_arch", "s/arch"), ("failures", "failures")]
+           ("seconds_per_arch", "median s/arch"), ("failures", "failures")]
 PARTIAL_NOTE = ("τ | params: Kendall's partial τ with the ground truth given the parameter count, "
                 "the part of the ranking that model size does not explain (0 for a proxy that "
                 "orders architectures as params does); correlations.csv has it given FLOPs too, "
@@ -53,7 +54,7 @@ def table_columns(result: RunResult) -> list[tuple[str, str]]:
     if result.info["target"]:
         return COLUMNS
     others = [(f"vs {name}", f"τ vs {name}") for name in proxy_names(result)]
-    return [("proxy", "proxy"), ("n", "n"), *others, ("seconds_per_arch", "s/arch"),
+    return [("proxy", "proxy"), ("n", "n"), *others, ("seconds_per_arch", "median s/arch"),
             ("failures", "failures")]
 
 
@@ -98,12 +99,24 @@ def print_run_table(result: RunResult, console: Console) -> None:
     for row in table_rows(result):
         table.add_row(*(row[key] for key, _ in columns))
     console.print(table)
+    console.print(seconds_line(result), highlight=False)
     failures = result.scores[result.scores["error"].notna()]
     for (proxy, error), group in failures.groupby(["proxy", "error"]):
         console.print(f"[yellow]{proxy} failed on {len(group)} architectures: {error}")
     if has_agreement(result):
         console.print(rich_table(AGREEMENT_TITLE, AGREEMENT_LABELS, agreement_rows(result),
                                  text_columns=2))
+
+
+def seconds_line(result: RunResult) -> str:
+    """The run's total seconds beside the table's medians: every score's stored seconds (a cached
+    score at what it took when computed) and the wall clock of this run's scoring."""
+    wall = result.info.get("execution", {}).get("scoring_wall_seconds")
+    scores = result.scores[~result.scores["proxy"].str.startswith(ENSEMBLE_PREFIX)]
+    text = (f"median s/arch: the median over architectures of each score's seconds; in total "
+            f"{scores['seconds'].sum():.1f} s over {len(scores)} scores (cached ones at what they "
+            "took when computed, ensembles not counted twice)")
+    return text + (f"; this run's scoring took {wall:.1f} s wall clock" if wall is not None else "")
 
 
 def rich_table(title: str, labels, rows, text_columns: int = 1, overflow: str = "ellipsis") -> Table:

@@ -11,7 +11,11 @@ import hashlib
 import json
 import math
 import platform
+import statistics
 import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,10 +26,12 @@ from rich.console import Console
 from rich.progress import TextColumn
 
 from bench.cache import CachedScore, ScoreCache, batch_digest, library_versions
+from bench.device import device_settings, prepare_device
 from bench.ensemble import ENSEMBLE_PREFIX, ensemble_scores, parse_ensemble
+from bench.executors import Executor, InProcess, Job, LocalPool, RayTasks, default_threads
 from bench.inputs import make_batch
 from bench.metrics import rank_metrics
-from bench.progress import progress_bar
+from bench.progress import format_duration, progress_bar
 from bench.report import prepare_out_dir, write_run
 from proxies.base import Batch, Proxy, all_proxy_names, get_proxy, shared_work
 from spaces.base import Arch, SearchSpace, arch_id, canonical_json, get_space
@@ -50,6 +56,13 @@ DEFAULT_N = 20
 KERNEL_DTYPES = {"float64": torch.float64, "float32": torch.float32}
 # Architectures the resolution check tries before it calls a resolution impossible.
 RESOLUTION_PROBES = 3
+# Networks below this many parameters are scored with one torch thread whatever --threads says:
+# on a network that small (every `micro` one, most of nb201) a second intra-op thread gains
+# nothing and stalls whenever another process holds a core.
+SMALL_NETWORK_PARAMS = 1_000_000
+EXECUTORS = ("local", "ray")
+# Options that say where and how fast a run is scored, never what: outside the run's digest.
+EXECUTION_FIELDS = ("threads", "workers", "executor", "address")
 
 
 @dataclass(frozen=True)
@@ -75,13 +88,20 @@ class RunConfig:
     retry_failures: bool = False
     out: str | None = None
     cache: str | None = None
+    # torch threads per worker (None: the cores shared out among the workers, 1 per Ray task),
+    # worker processes, and where to score (this machine, or Ray at `address`).
+    threads: int | None = None
+    workers: int = 1
+    executor: str = "local"
+    address: str | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "proxies", expand_all(self.proxies))
         if not self.proxies:
             raise BenchError("no proxies given; see `bench proxies` for the names")
         for name, value in (("n", self.n), ("batch_size", self.batch_size),
-                            ("img_size", self.img_size)):
+                            ("img_size", self.img_size), ("threads", self.threads),
+                            ("workers", self.workers)):
             if value is not None and value < 1:
                 raise BenchError(f"--{name.replace('_', '-')} must be a positive integer, not {value}")
         if self.benchmark and self.space:
@@ -91,6 +111,21 @@ class RunConfig:
         if self.kernel_dtype not in KERNEL_DTYPES:
             raise BenchError(f"--kernel-dtype must be one of {', '.join(KERNEL_DTYPES)}, "
                              f"not {self.kernel_dtype!r}")
+        if self.executor not in EXECUTORS:
+            raise BenchError(f"--executor must be one of {', '.join(EXECUTORS)}, "
+                             f"not {self.executor!r}")
+        if self.executor == "ray" and self.workers != 1:
+            raise BenchError("--workers is for --executor local; Ray runs as many tasks at once "
+                             "as the cluster has room for")
+        if self.address and self.executor != "ray":
+            raise BenchError("--address names a Ray cluster; give --executor ray too")
+
+    def resolved_threads(self) -> int:
+        """torch threads per worker: --threads, else the cores shared out among the local
+        workers, else 1 per Ray task (a task per core)."""
+        if self.threads:
+            return self.threads
+        return 1 if self.executor == "ray" else default_threads(self.workers)
 
     def resolved_seeds(self) -> dict[str, int]:
         """The seeds of the weights and of the input batch, the run seed where none is given."""
@@ -114,7 +149,9 @@ class RunConfig:
 
     def digest(self) -> str:
         """A short hash of what determines the scores (not where they are written or cached)."""
-        text = json.dumps({**self.to_dict(), "out": None, "cache": None, "retry_failures": None},
+        scoring = {key: value for key, value in self.to_dict().items()
+                   if key not in EXECUTION_FIELDS}
+        text = json.dumps({**scoring, "out": None, "cache": None, "retry_failures": None},
                           sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:8]
 
@@ -182,7 +219,10 @@ def run_benchmark(config: RunConfig, console: Console | None = None) -> RunResul
     prepared = prepare(config)
     candidates = prepared.candidates
     try:
-        scores = pd.DataFrame(score_all(prepared, config.retry_failures, console))
+        with open_executor(config, prepared) as executor:
+            started = time.perf_counter()
+            scores = pd.DataFrame(score_all(prepared, executor, config.retry_failures, console))
+            execution = execution_info(config, executor, time.perf_counter() - started)
         sizes = model_sizes(prepared, scores) if candidates.targets is not None else None
     finally:
         prepared.cache.close()
@@ -192,7 +232,8 @@ def run_benchmark(config: RunConfig, console: Console | None = None) -> RunResul
         scores = pd.concat([scores, ensemble_scores(scores, spec)], ignore_index=True)
     correlations = correlate(scores, candidates.target_name, config.seed, sizes)
     agreement = agree(scores, candidates.references, config.seed)
-    info = run_info(config, prepared.setting, candidates, prepared.batch.x.device)
+    info = {**run_info(config, prepared.setting, candidates, prepared.batch.x.device),
+            **execution}
     return RunResult(config, scores.drop(columns="arch_index"), correlations, info, agreement)
 
 
@@ -207,6 +248,21 @@ class PreparedRun:
     setting: dict
     key_setting: dict
     cache: ScoreCache
+
+    def scorer(self, threads: int) -> ArchitectureScorer:
+        """This run's scoring in this process, on its own objects."""
+        return ArchitectureScorer(self.candidates.space, {p.name: p for p in self.proxies},
+                                  self.batch, self.setting["img_size"],
+                                  self.setting["weight_seed"], threads)
+
+    def setup(self, threads: int) -> ScoringSetup:
+        """This run's scoring for another process or node to rebuild."""
+        return ScoringSetup(self.candidates.space.name, self.candidates.space_kwargs,
+                            tuple(proxy.config() for proxy in self.proxies),
+                            str(self.proxies[0].kernel_dtype).removeprefix("torch."),
+                            self.setting["img_size"], self.setting["weight_seed"],
+                            self.batch.to("cpu"), self.batch.x.device.type, threads,
+                            self.key_setting["versions"])
 
 
 def prepare(config: RunConfig) -> PreparedRun:
@@ -330,61 +386,230 @@ def architecture_seed(seed: int, arch: Arch) -> int:
     return int.from_bytes(digest[:4], "little")
 
 
-def score_all(prepared: PreparedRun, retry_failures: bool, console: Console) -> list[dict]:
-    """Score each architecture with each proxy, reading and filling the cache as it goes."""
-    candidates, proxies = prepared.candidates, prepared.proxies
-    rows = []
+def score_all(prepared: PreparedRun, executor: Executor, retry_failures: bool,
+              console: Console) -> list[dict]:
+    """Score each architecture with each proxy: the cache's scores, the missing ones computed by
+    `executor` and cached as each architecture arrives; the plan (what is cached, what is left
+    and how long it should take) is printed first, then the progress."""
+    archs, proxies = prepared.candidates.archs, prepared.proxies
+    plan = plan_scores(prepared, archs, retry_failures)
+    console.print(plan_summary(prepared, plan, executor.parallelism), highlight=False,
+                  soft_wrap=True)
     with progress_bar("[bold]scoring", TextColumn("{task.fields[rate]}"), console=console,
                       transient=True) as progress:
-        task = progress.add_task("archs", total=len(candidates.archs), rate="")
+        task = progress.add_task("archs", total=len(archs),
+                                 completed=len(archs) - len(plan.jobs), rate="")
         started = time.perf_counter()
-        for index, arch in enumerate(candidates.archs):
-            results = score_architecture(prepared, arch, retry_failures)
-            for proxy, result in zip(proxies, results):
-                rows.append({"arch_index": index, "arch_id": arch_id(arch),
-                             "arch": canonical_json(arch), "proxy": proxy.name,
-                             "score": np.nan if result.score is None else result.score,
-                             "seconds": result.seconds, "error": result.error,
-                             "note": result.note})
-            rate = (index + 1) / max(time.perf_counter() - started, 1e-9)
+        for done, _ in enumerate(complete(prepared, executor, plan), 1):
+            rate = done / max(time.perf_counter() - started, 1e-9)
             progress.update(task, advance=1, rate=f"{rate:.2f} arch/s")
+    rows = []
+    for index, (arch, results) in enumerate(zip(archs, plan.scores)):
+        for proxy, result in zip(proxies, results):
+            rows.append({"arch_index": index, "arch_id": arch_id(arch),
+                         "arch": canonical_json(arch), "proxy": proxy.name,
+                         "score": np.nan if result.score is None else result.score,
+                         "seconds": result.seconds, "error": result.error,
+                         "note": result.note})
     return rows
 
 
-def score_architecture(prepared: PreparedRun, arch: Arch,
-                       retry_failures: bool = False) -> list[CachedScore]:
-    """Each proxy's score on one architecture; the model is built only if something is missing.
+@dataclass
+class ScorePlan:
+    """Each architecture's scores in the run's proxy order: the cache's where it has them, None
+    where a job (one per architecture with any score missing) is to compute them."""
 
-    A proxy that raises, or returns a non-finite value, is recorded (and cached) as a failure
-    with its reason; `retry_failures` recomputes cached failures. A transient error (out of
-    memory, a CUDA error) is reported for this run only, never cached. The proxies share work
-    on the model (proxies.base.shared_work), counted in the seconds of the first that needs it.
-    """
-    results: list[CachedScore] = []
-    model = None
-    batch, cache = prepared.batch, prepared.cache
-    seed = architecture_seed(prepared.setting["weight_seed"], arch)
-    arch_text = canonical_json(arch)
-    with shared_work():
-        for proxy in prepared.proxies:
-            description = {**prepared.key_setting, "arch": arch_text, "proxy": proxy.config()}
-            cached = cache.get(description)
-            if cached is None or (retry_failures and cached.error):
-                if model is None:
-                    model = build_model(prepared.candidates.space, arch,
-                                        prepared.setting["img_size"], seed, batch.x.device)
-                cached = evaluate(proxy, model, batch, seed)
-                if not cached.transient:
-                    cache.put(description, cached)
-            results.append(cached)
-    return results
+    scores: list[list[CachedScore | None]]
+    jobs: list[Job]
+
+
+def score_description(prepared: PreparedRun, arch_text: str, proxy: Proxy) -> dict:
+    """What the cache keys a score by: the run's setting, the architecture and the proxy."""
+    return {**prepared.key_setting, "arch": arch_text, "proxy": proxy.config()}
+
+
+def plan_scores(prepared: PreparedRun, archs: list[Arch], retry_failures: bool = False) -> ScorePlan:
+    """Look every (architecture, proxy) pair up in the cache; the missing ones, and with
+    `retry_failures` the cached failures, become the jobs."""
+    scores, jobs = [], []
+    for index, arch in enumerate(archs):
+        arch_text = canonical_json(arch)
+        cached = [prepared.cache.get(score_description(prepared, arch_text, proxy))
+                  for proxy in prepared.proxies]
+        cached = [None if found and retry_failures and found.error else found for found in cached]
+        missing = tuple(proxy.name for proxy, found in zip(prepared.proxies, cached)
+                        if found is None)
+        if missing:
+            jobs.append(Job(index, arch, missing))
+        scores.append(cached)
+    return ScorePlan(scores, jobs)
+
+
+def complete(prepared: PreparedRun, executor: Executor, plan: ScorePlan) -> Iterator[Job]:
+    """Compute the plan's jobs with `executor`, filling the plan and caching each architecture's
+    new scores (all but transient failures) the moment it arrives; yields each job when done."""
+    position = {proxy.name: index for index, proxy in enumerate(prepared.proxies)}
+    for job, results in executor.run(plan.jobs):
+        arch_text = canonical_json(job.arch)
+        for name, result in zip(job.proxies, results, strict=True):
+            proxy = prepared.proxies[position[name]]
+            if not result.transient:
+                prepared.cache.put(score_description(prepared, arch_text, proxy), result)
+            plan.scores[job.index][position[name]] = result
+        yield job
+
+
+def plan_summary(prepared: PreparedRun, plan: ScorePlan, parallelism: int) -> str:
+    """One line before scoring: the pairs cached, the pairs to compute and how long they should
+    take at the cache's median seconds per proxy under this setting, where it has timings."""
+    total = len(plan.scores) * len(prepared.proxies)
+    missing = Counter(name for job in plan.jobs for name in job.proxies)
+    line = f"cache: {total - sum(missing.values())} of {total} (architecture, proxy) pairs scored"
+    if not missing:
+        return line + "; nothing to compute"
+    line += f"; {sum(missing.values())} to compute on {len(plan.jobs)} architectures"
+    medians = {proxy.name: statistics.median(seconds) for proxy in prepared.proxies
+               if proxy.name in missing and (seconds := cached_seconds(prepared, proxy))}
+    if medians:
+        seconds = sum(missing[name] * median for name, median in medians.items()) / parallelism
+        each = ", ".join(f"{name} {median:.3g} s" for name, median in medians.items())
+        line += (f", about {format_duration(seconds)}"
+                 f"{f' over {parallelism} workers' if parallelism > 1 else ''} at the cache's "
+                 f"median seconds per score under this setting ({each})")
+    unknown = [name for name in missing if name not in medians]
+    if unknown:
+        line += f"; no timing yet of {', '.join(unknown)} under this setting"
+    return line
+
+
+def cached_seconds(prepared: PreparedRun, proxy: Proxy) -> list[float]:
+    """The seconds of every cached score of `proxy` under this run's setting, on any
+    architecture. Rows are preselected by the text of the proxy and the batch digest in their
+    stored description, then compared whole, the architecture aside."""
+    wanted = json.loads(json.dumps({**prepared.key_setting, "proxy": proxy.config()}))
+    fragments = [json.dumps({key: wanted[key]}, sort_keys=True)[1:-1] for key in ("proxy", "batch")]
+    rows = prepared.cache.db.execute(
+        "SELECT description, seconds FROM scores WHERE instr(description, ?) AND "
+        "instr(description, ?)", fragments)
+    return [seconds for text, seconds in rows
+            if {k: v for k, v in json.loads(text).items() if k != "arch"} == wanted]
+
+
+def open_executor(config: RunConfig, prepared: PreparedRun) -> Executor:
+    """Where the run's missing scores are computed: this process (one worker), local worker
+    processes (--workers), or Ray tasks (--executor ray)."""
+    threads = config.resolved_threads()
+    if config.executor == "ray":
+        return RayTasks(prepared.setup(threads), config.address, threads)
+    if config.workers > 1:
+        return LocalPool(prepared.setup(threads), config.workers)
+    return InProcess(prepared.scorer(threads))
+
+
+def execution_info(config: RunConfig, executor: Executor, seconds: float) -> dict:
+    """What config.json records of how the scores were computed (never what they are), with
+    the wall-clock `seconds` the scoring took."""
+    return {"threads": config.resolved_threads(),
+            "execution": {"executor": config.executor, "address": config.address,
+                          "parallel_jobs": executor.parallelism,
+                          "threads_per_job": config.resolved_threads(),
+                          "one_thread_below_params": SMALL_NETWORK_PARAMS,
+                          "scoring_wall_seconds": seconds}}
+
+
+@dataclass(frozen=True)
+class ScoringSetup:
+    """A run's scoring by name and by value, picklable: a worker process or a Ray node rebuilds
+    it (`scorer`) and computes exactly what this process would."""
+
+    space: str
+    space_kwargs: dict
+    proxies: tuple[dict, ...]  # each proxy's config(), as this process has it
+    kernel_dtype: str
+    img_size: int
+    weight_seed: int
+    batch: Batch  # on the CPU; the worker moves it to `device`
+    device: str
+    threads: int
+    versions: dict
+
+    def scorer(self) -> ArchitectureScorer:
+        """The scoring rebuilt where it runs. A worker whose torch or timm (major.minor) or
+        proxy code differ from this run's is refused: its scores would be cached under the
+        run's key."""
+        where = f"worker on {platform.node()}"
+        if library_versions() != self.versions:
+            raise BenchError(f"{where} has torch/timm {library_versions()}, the run "
+                             f"{self.versions}: install the same versions on every node")
+        try:
+            space = get_space(self.space, **self.space_kwargs)
+            proxies = [get_proxy(config["name"], KERNEL_DTYPES[self.kernel_dtype])
+                       for config in self.proxies]
+        except BenchError as err:
+            raise BenchError(f"{where}: {err} (a space or proxy registered only in the "
+                             "driver's own session cannot run in worker processes)") from None
+        for proxy, config in zip(proxies, self.proxies):
+            if proxy.config() != config:
+                raise BenchError(f"{where} has proxy {proxy.config()}, the run {config}: "
+                                 "install the same version of this package on every node")
+        return ArchitectureScorer(space, {proxy.name: proxy for proxy in proxies},
+                                  self.batch.to(self.device), self.img_size, self.weight_seed,
+                                  self.threads)
+
+
+@dataclass
+class ArchitectureScorer:
+    """Scores one architecture with named proxies in this process: the model built once with
+    its seeded weights, the proxies sharing work on it (proxies.base.shared_work, counted in the
+    seconds of the first that needs it), torch's threads chosen by the network's size."""
+
+    space: SearchSpace
+    proxies: dict[str, Proxy]
+    batch: Batch
+    img_size: int
+    weight_seed: int
+    threads: int
+
+    def __call__(self, arch: Arch, names: tuple[str, ...]) -> list[CachedScore]:
+        """A proxy that raises, or returns a non-finite value, is a failure with its reason; a
+        transient one (out of memory, a CUDA error) is marked so and never cached."""
+        seed = architecture_seed(self.weight_seed, arch)
+        with torch_threads(self.threads_for(arch)), shared_work():
+            model = build_model(self.space, arch, self.img_size, seed, self.batch.x.device)
+            return [evaluate(self.proxies[name], model, self.batch, seed) for name in names]
+
+    def threads_for(self, arch: Arch) -> int:
+        """One thread below SMALL_NETWORK_PARAMS parameters, else the configured count. An
+        architecture the space cannot count gets the configured count: building it fails, and
+        its failure is recorded."""
+        try:
+            small = self.space.count_params(arch, self.img_size) < SMALL_NETWORK_PARAMS
+        except Exception:
+            small = False
+        return 1 if small else self.threads
+
+
+@contextmanager
+def torch_threads(count: int) -> Iterator[None]:
+    """torch's intra-op thread count set to `count` inside, restored after."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def build_model(space: SearchSpace, arch: Arch, img_size: int, seed: int, device):
-    """The untrained model with seeded weights, or the exception that building raised."""
+    """The untrained model with seeded weights, built on `device` with its reproducibility
+    settings (bench/device.py) in force, or the exception that building raised. Drawn on the
+    device itself, with no CPU copy: on CPU the same weights as a CPU build, on CUDA other
+    ones (CUDA's generator), which the cache key's device kind keeps apart."""
+    prepare_device(device)
     torch.manual_seed(seed)
     try:
-        return space.build(arch, img_size=img_size).to(device)
+        with torch.device(device):
+            return space.build(arch, img_size=img_size)
     except BenchError:
         raise
     except Exception as err:
@@ -508,5 +733,6 @@ def run_info(config: RunConfig, setting: dict, candidates: Candidates, device) -
                      "python": platform.python_version(), "numpy": np.__version__},
         "device": torch.cuda.get_device_name(device) if device.type == "cuda"
         else platform.processor() or platform.machine(),
+        "device_settings": device_settings(device),
         "threads": torch.get_num_threads(),
     }

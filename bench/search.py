@@ -27,19 +27,24 @@ import torch
 from rich.console import Console
 
 from bench.ensemble import ENSEMBLE_PREFIX
+from bench.executors import Executor
 from bench.fashion_mnist import load_split
 from bench.groundtruth import Recipe, normalise, train_and_evaluate, train_subset
 from bench.progress import progress_bar
 from bench.report import prepare_out_dir
 from bench.runner import (
     DEFAULT_BENCHMARK,
+    EXECUTION_FIELDS,
     RESULTS_DIR,
     PreparedRun,
     RunConfig,
+    complete,
     count_size,
+    execution_info,
+    open_executor,
+    plan_scores,
     prepare,
     run_info,
-    score_architecture,
 )
 from spaces.base import Arch, SearchSpace, arch_id
 from spaces.benchmarks import load_benchmark
@@ -124,6 +129,10 @@ class SearchConfig:
     kernel_dtype: str = "float64"
     cache: str | None = None
     out: str | None = None
+    threads: int | None = None
+    workers: int = 1
+    executor: str = "local"
+    address: str | None = None
 
     def __post_init__(self):
         if self.proxy == "all" or self.proxy.startswith(ENSEMBLE_PREFIX):
@@ -171,7 +180,9 @@ class SearchConfig:
         return RunConfig(proxies=proxies, space=self.space, benchmark=self.benchmark,
                          target=self.target, seed=self.seed, batch_size=self.batch_size,
                          img_size=self.img_size, inputs=self.inputs, data_dir=self.data_dir,
-                         device=self.device, kernel_dtype=self.kernel_dtype, cache=self.cache)
+                         device=self.device, kernel_dtype=self.kernel_dtype, cache=self.cache,
+                         threads=self.threads, workers=self.workers, executor=self.executor,
+                         address=self.address)
 
     def strategy_seeds(self) -> list[int]:
         """The strategy's RNG seed of each search: seed, seed + 1, ..."""
@@ -185,7 +196,9 @@ class SearchConfig:
         """--out, else results/searches/<time>-<hash of the options that change the result>."""
         if self.out:
             return Path(self.out)
-        text = json.dumps({**self.to_dict(), "out": None, "cache": None}, sort_keys=True)
+        scoring = {key: value for key, value in self.to_dict().items()
+                   if key not in EXECUTION_FIELDS}
+        text = json.dumps({**scoring, "out": None, "cache": None}, sort_keys=True)
         return RESULTS_DIR / "searches" / (time.strftime("%Y%m%d-%H%M%S") + "-"
                                            + hashlib.sha256(text.encode()).hexdigest()[:8])
 
@@ -276,8 +289,8 @@ def draw_distinct(domain: Domain, rng: random.Random, n: int, seen: set[str]) ->
 def random_search(domain: Domain, score: Callable, config: SearchConfig,
                   rng: random.Random) -> list[dict]:
     """TF-TAS's protocol: the budget's candidates drawn uniformly under the constraints, all
-    drawn before the first is scored."""
-    return [score(arch) for arch in first_candidates(domain, rng, config.budget, set())]
+    drawn before the first is scored (and scored together)."""
+    return score(first_candidates(domain, rng, config.budget, set()))
 
 
 def first_candidates(domain: Domain, rng: random.Random, n: int, seen: set[str]) -> list[Arch]:
@@ -291,13 +304,14 @@ def first_candidates(domain: Domain, rng: random.Random, n: int, seen: set[str])
 def evolution_search(domain: Domain, score: Callable, config: SearchConfig,
                      rng: random.Random) -> list[dict]:
     """AutoFormer's evolutionary search: a random population, then generations whose parents are
-    the best-scored candidates so far, until the budget (or --generations) is spent."""
+    the best-scored candidates so far, until the budget (or --generations) is spent; each
+    generation is scored together."""
     seen: set[str] = set()
     population = first_candidates(domain, rng, min(config.population, config.budget), seen)
     evaluated: list[dict] = []
     generation = 0
     while population:
-        evaluated += [score(arch) for arch in population]
+        evaluated += score(population)
         generation += 1
         left = config.budget - len(evaluated)
         if left <= 0 or generation == config.generations:
@@ -363,20 +377,26 @@ NO_OUTCOME = {"ground_truth": None, "percentile": None, "regret": None}
 
 
 class Scorer:
-    """One proxy's score of an architecture through the prepared run and its cache, as a
-    candidate record of search.json."""
+    """One proxy's scores of candidates through the prepared run, its cache and the executor
+    (the candidates given together run side by side), as candidate records of search.json."""
 
-    def __init__(self, prepared: PreparedRun, truth: GroundTruth | None, progress, task):
-        self.prepared, self.truth = prepared, truth
+    def __init__(self, prepared: PreparedRun, executor: Executor, truth: GroundTruth | None,
+                 progress, task):
+        self.prepared, self.executor, self.truth = prepared, executor, truth
         self.progress, self.task = progress, task
         self.errors: dict[str, str] = {}
 
-    def __call__(self, arch: Arch) -> dict:
-        result = score_architecture(self.prepared, arch)[0]
+    def __call__(self, archs: list[Arch]) -> list[dict]:
+        plan = plan_scores(self.prepared, archs)
+        self.progress.advance(self.task, len(archs) - len(plan.jobs))
+        for _ in complete(self.prepared, self.executor, plan):
+            self.progress.advance(self.task)
+        return [self.candidate(arch, results[0]) for arch, results in zip(archs, plan.scores)]
+
+    def candidate(self, arch: Arch, result) -> dict:
         key = arch_id(arch)
         if result.error:
             self.errors[key] = result.error
-        self.progress.advance(self.task)
         return {"arch_id": key, "arch": arch, "score": result.score, "seconds": result.seconds,
                 "ground_truth": self.truth.by_id[key] if self.truth else None}
 
@@ -403,10 +423,15 @@ def run_search(config: SearchConfig, console: Console | None = None) -> dict:
     try:
         domain, truth = search_domain(config, prepared)
         training = TrainingCheck.load(config.train_data_dir) if config.train else None
-        searches, params_outcomes = run_strategies(config, prepared, domain, truth, console)
+        with open_executor(run_config, prepared) as executor:
+            started = time.perf_counter()
+            searches, params_outcomes = run_strategies(config, prepared, executor, domain, truth,
+                                                       console)
+            execution = execution_info(run_config, executor, time.perf_counter() - started)
     finally:
         prepared.cache.close()
-    info = run_info(run_config, prepared.setting, prepared.candidates, prepared.batch.x.device)
+    info = {**run_info(run_config, prepared.setting, prepared.candidates,
+                       prepared.batch.x.device), **execution}
     return {
         "kind": "search",
         "proxy": config.proxy, "strategy": config.strategy, "space": domain.space.name,
@@ -415,7 +440,8 @@ def run_search(config: SearchConfig, console: Console | None = None) -> dict:
         "budget": config.budget, "constraints": list(config.constraints),
         "seeds": config.strategy_seeds(),
         "config": config.to_dict(),
-        "setting": {**{key: info[key] for key in ("resolved", "versions", "device", "threads")},
+        "setting": {**{key: info[key] for key in ("resolved", "versions", "device", "threads",
+                                                  "execution")},
                     "constraints_at": f"{prepared.setting['img_size']} px, the run's resolution"},
         "searches": searches,
         "baselines": baselines(config, domain, truth, params_outcomes) if truth else None,
@@ -453,8 +479,9 @@ def search_domain(config: SearchConfig,
     return PoolDomain(space, pool, describe), truth
 
 
-def run_strategies(config: SearchConfig, prepared: PreparedRun, domain: Domain,
-                   truth: GroundTruth | None, console: Console) -> tuple[list[dict], list[dict]]:
+def run_strategies(config: SearchConfig, prepared: PreparedRun, executor: Executor,
+                   domain: Domain, truth: GroundTruth | None,
+                   console: Console) -> tuple[list[dict], list[dict]]:
     """One search per strategy seed, and on a benchmark the same search driven by `params`
     (same strategy, constraints, budget and seed): the searches and the params outcomes."""
     strategy = STRATEGY_FUNCTIONS[config.strategy]
@@ -465,13 +492,13 @@ def run_strategies(config: SearchConfig, prepared: PreparedRun, domain: Domain,
     total = config.budget * config.seeds * (1 + len(params_run))
     with progress_bar("[bold]searching", console=console, transient=True) as progress:
         task = progress.add_task("candidates", total=total)
-        score = Scorer(runs[config.proxy], truth, progress, task)
+        score = Scorer(runs[config.proxy], executor, truth, progress, task)
         for seed in config.strategy_seeds():
             found = strategy(domain, score, config, random.Random(seed))
             searches.append({"seed": seed, "best": best_of(found, prepared, score.errors, truth),
                              "candidates": found})
             if params_run:
-                params_score = Scorer(params_run[0], truth, progress, task)
+                params_score = Scorer(params_run[0], executor, truth, progress, task)
                 pick = best_of(strategy(domain, params_score, config, random.Random(seed)),
                                prepared, params_score.errors, truth)
                 params_outcomes.append({"seed": seed, "arch_id": pick["arch_id"],

@@ -54,6 +54,16 @@ console = Console()
               show_default=True)
 @click.option("--cache", default=None, help="SQLite score cache (default results/cache.sqlite).")
 @click.option("--out", default=None, help="Search directory (default results/searches/<time>-<hash>).")
+@click.option("--workers", type=int, default=1, show_default=True,
+              help="Local worker processes scoring candidates side by side (a random search's "
+                   "whole budget, an evolution's generation).")
+@click.option("--threads", type=int, default=None,
+              help="torch threads per worker (default: cores / workers; 1 per Ray task); "
+                   "networks under 1e6 parameters always use one.")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local",
+              show_default=True, help="Score on this machine or as Ray tasks (pip install '.[ray]').")
+@click.option("--address", default=None,
+              help="--executor ray: the Ray cluster to join (default: a local Ray).")
 def search(constraints, **options):
     """Search architectures with a proxy under constraints; report what it found and its cost."""
     from bench.report import prepare_out_dir

@@ -7,6 +7,7 @@ from rich.console import Console
 
 from bench.perf import (
     COLUMNS,
+    GPU_COLUMNS,
     NAIVE_NTK,
     TRAIN_STEP,
     Measurement,
@@ -79,3 +80,16 @@ def test_a_training_step_that_adds_no_memory_leaves_the_memory_target_unmeasured
                         Measurement("ntk", "fast", [1.0], [1.0], [0.0])])
     memory = next(c for c in target_checks(table) if c["basis"] == "memory")
     assert memory["met"] is None
+
+
+def test_gpu_columns_and_targets_appear_only_where_calls_were_timed_on_a_gpu():
+    on_cpu = perf_table([Measurement(TRAIN_STEP, "AdamW", [1.0], [1.0], [10.0]),
+                         Measurement("ntk", "fast", [2.0], [2.0], [10.0])])
+    on_gpu = perf_table([Measurement(TRAIN_STEP, "AdamW", [1.0], [1.0], [10.0], "", [0.5]),
+                         Measurement("ntk", "fast", [2.0], [2.0], [10.0], "", [2.0, 1.0, 1.5])])
+    assert list(on_cpu.columns) == COLUMNS
+    assert list(on_gpu.columns) == COLUMNS + GPU_COLUMNS
+    assert on_gpu.set_index("proxy").loc["ntk", "gpu_ratio_to_train_step"] == 3.0  # median 1.5
+    gpu_checks = {c["target"]: c["measured"] for c in target_checks(on_gpu) if c["basis"] == "gpu"}
+    assert gpu_checks["ntk time <= 3 x training step"] == 3.0
+    assert not [c for c in target_checks(on_cpu) if c["basis"] == "gpu"]
