@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from bench.threads import torch_threads
 from proxies.base import Batch
 from spaces.errors import BenchError
 
@@ -21,7 +22,18 @@ INPUT_KINDS = ("gaussian", "pink", "real")
 
 def make_batch(kind: str, batch_size: int, img_size: int, in_chans: int, num_classes: int,
                seed: int, data_dir: str | None = None) -> Batch:
-    """A reproducible batch of `batch_size` images (in_chans x img_size x img_size) with labels."""
+    """A reproducible batch of `batch_size` images (in_chans x img_size x img_size) with labels.
+
+    Made on one thread: the FFT of pink noise and the standardisation round differently on two,
+    and the batch (its content hash is in the score cache key) must not depend on the thread count.
+    """
+    with torch_threads(1):
+        return seeded_batch(kind, batch_size, img_size, in_chans, num_classes, seed, data_dir)
+
+
+def seeded_batch(kind: str, batch_size: int, img_size: int, in_chans: int, num_classes: int,
+                 seed: int, data_dir: str | None) -> Batch:
+    """`make_batch`'s images and labels, drawn from one generator seeded with `seed`."""
     gen = torch.Generator().manual_seed(seed)
     shape = (batch_size, in_chans, img_size, img_size)
     if kind == "gaussian":

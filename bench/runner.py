@@ -15,7 +15,6 @@ import statistics
 import time
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,6 +32,7 @@ from bench.inputs import make_batch
 from bench.metrics import rank_metrics
 from bench.progress import format_duration, progress_bar
 from bench.report import prepare_out_dir, write_run
+from bench.threads import torch_threads
 from proxies.base import Batch, Proxy, all_proxy_names, get_proxy, shared_work
 from spaces.base import Arch, SearchSpace, arch_id, canonical_json, get_space
 from spaces.errors import BenchError, describe_error
@@ -588,16 +588,6 @@ class ArchitectureScorer:
             small = False
         return 1 if small else self.threads
 
-
-@contextmanager
-def torch_threads(count: int) -> Iterator[None]:
-    """torch's intra-op thread count set to `count` inside, restored after."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def build_model(space: SearchSpace, arch: Arch, img_size: int, seed: int, device):

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from bench.cache import batch_digest
 from bench.inputs import make_batch, pink_noise
 from spaces.errors import BenchError
 
@@ -63,3 +64,19 @@ def test_unknown_kind_and_missing_folder_are_clear_errors(tmp_path):
         make_batch("uniform", 2, 8, 1, 2, seed=0)
     with pytest.raises(BenchError, match="does not exist"):
         make_batch("real", 2, 8, 1, 2, seed=0, data_dir=str(tmp_path / "nowhere"))
+
+
+@pytest.mark.parametrize("kind", ["pink", "gaussian"])
+def test_the_batch_does_not_depend_on_the_thread_count(kind):
+    # On two threads the pink-noise FFT and standardisation rounded differently (a 64 px batch of
+    # 32 hashed 0903… on two threads and 962e… on one), so the cache key depended on threads.
+    before = torch.get_num_threads()
+    digests = set()
+    for threads in (1, 2):
+        torch.set_num_threads(threads)
+        try:
+            digests.add(batch_digest(make_batch(kind, 32, 64, 3, 100, 0)))
+        finally:
+            torch.set_num_threads(before)
+    assert len(digests) == 1
+    assert torch.get_num_threads() == before
