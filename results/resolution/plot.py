@@ -29,7 +29,7 @@ def study_table(folder: Path) -> pd.DataFrame:
 
 def plot(table: pd.DataFrame, path: Path) -> None:
     """τ against resolution, one colour per proxy; a proxy missing at a size is not drawn there."""
-    fig = Figure(figsize=(8, 4.5), layout="constrained")
+    fig = Figure(figsize=(8, 5.2), layout="constrained")
     ax = fig.subplots()
     for index, (colour, proxy) in enumerate(zip(matplotlib.colormaps["tab10"].colors, PROXIES)):
         for inputs, style in (("pink", "-"), ("gaussian", "--")):
@@ -49,7 +49,7 @@ def plot(table: pd.DataFrame, path: Path) -> None:
     ax.set_xlabel("input resolution (px)")
     ax.set_ylabel("Kendall τ with CIFAR-100 accuracy")
     ax.set_title("Auto-Prox AutoFormer-T (100 networks, c100_base): τ against resolution")
-    ax.legend(fontsize=7, ncol=2, loc="best")
+    ax.legend(fontsize=7, ncol=5, loc="upper center", bbox_to_anchor=(0.5, -0.14))
     fig.savefig(path.with_suffix(".png"), dpi=130)
     fig.savefig(path.with_suffix(".pdf"))
 
