@@ -11,11 +11,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.metrics import paired_difference
+from bench.metrics import SIZE_MEASURES, paired_difference
 from spaces.errors import BenchError
-
-# What `--partial` may hold fixed: the size measures of correlations.csv's partial τ columns.
-PARTIAL_GIVEN = ("params", "flops")
 
 
 def load_run(run_dir: Path) -> tuple[dict, pd.DataFrame]:
@@ -52,8 +49,8 @@ def compare_runs(run_dirs: list[Path], proxies: list[str],
     NaN where the run lacks it), per pair (a, b) the paired difference of τ `a-b` with `a-b_lo`,
     `a-b_hi`, the proxy of the run with the highest of the values shown and the noise ceiling
     where the benchmark has one."""
-    if partial is not None and partial not in PARTIAL_GIVEN:
-        raise BenchError(f"--partial is one of {', '.join(PARTIAL_GIVEN)}, not {partial!r}")
+    if partial is not None and partial not in SIZE_MEASURES:
+        raise BenchError(f"--partial is one of {', '.join(SIZE_MEASURES)}, not {partial!r}")
     metric = "kendall" if partial is None else f"partial_{partial}"
     rows, seen = [], set()
     for run_dir in run_dirs:

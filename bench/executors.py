@@ -46,7 +46,11 @@ ScoreFunction = Callable[[Arch, tuple[str, ...]], Scores]
 
 
 def available_cores() -> int:
-    """The cores this process may run on (its CPU affinity where the OS has one)."""
+    """The cores this process may use: OMP_NUM_THREADS where the user set it (as torch itself
+    reads it), else its CPU affinity where the OS has one, else every core."""
+    requested = os.environ.get("OMP_NUM_THREADS", "")
+    if requested.isdigit() and int(requested) > 0:
+        return int(requested)
     if hasattr(os, "sched_getaffinity"):
         return len(os.sched_getaffinity(0))
     return os.cpu_count() or 1

@@ -12,6 +12,8 @@ from scipy import stats
 # Above this many architectures `resampled_kendall_pairs` computes τ resample by resample: its n×n pair
 # matrices (8 n² bytes each) and their products would cost more than scipy's τ.
 PAIR_MATRIX_LIMIT = 2000
+# What the partial Kendall τ holds fixed: model size, as the space counts it.
+SIZE_MEASURES = ("params", "flops")
 # |τ| this close to 1 is 1: τ-b of a monotone relation is 1 up to rounding of the square root.
 DEGENERATE_TOLERANCE = 1e-12
 

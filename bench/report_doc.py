@@ -16,6 +16,7 @@ from bench.compare import cells, compare_runs, describe_run, load_run
 from bench.metrics import subsample_curve
 from bench.report import headline, markdown_table, prepare_out_dir, proxy_names, summary_markdown
 from bench.runner import CORRELATION_COLUMNS, RunConfig, RunResult
+from bench.stability import STABILITY_COLUMNS
 from spaces.errors import BenchError
 
 # The proxies of the cross-run figures and the subsample curves unless --proxies says otherwise
@@ -25,8 +26,6 @@ FALLBACK_PROXIES = 8
 SUBSAMPLE_SIZES = (10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
 SUBSAMPLE_REPEATS = 200
 PARTIAL_COLUMNS = ("partial_params", "partial_params_lo", "partial_params_hi")
-STABILITY_COLUMNS = ("proxy", "kind", "kendall_mean", "kendall_min", "kendall_max",
-                     "accuracy_kendall")
 
 
 @dataclass

@@ -29,7 +29,7 @@ from bench.device import device_settings, prepare_device
 from bench.ensemble import ENSEMBLE_PREFIX, ensemble_scores, parse_ensemble
 from bench.executors import Executor, InProcess, Job, LocalPool, RayTasks, default_threads
 from bench.inputs import make_batch
-from bench.metrics import rank_metrics
+from bench.metrics import SIZE_MEASURES, rank_metrics
 from bench.progress import format_duration, progress_bar
 from bench.report import prepare_out_dir, write_run
 from bench.threads import torch_threads
@@ -44,8 +44,6 @@ CORRELATION_COLUMNS = ["proxy", "target", "n", "failures", "ties", "kendall", "k
                        "kendall_hi", "spearman", "pearson", "topk_precision", "top1_relative",
                        "partial_params", "partial_params_lo", "partial_params_hi", "partial_flops",
                        "partial_flops_lo", "partial_flops_hi", "seconds_per_arch"]
-# What the partial Kendall τ holds fixed: model size, as the space counts it.
-SIZE_MEASURES = ("params", "flops")
 
 # With neither a space nor a benchmark, a run uses the embedded benchmark (trained by the project).
 DEFAULT_BENCHMARK = "micro-fmnist"

@@ -232,6 +232,14 @@ def test_execution_options_leave_the_run_digest_and_scores_key_unchanged():
     assert default_threads(1) >= default_threads(2) >= 1
 
 
+def test_default_threads_honour_omp_num_threads(monkeypatch):
+    # results/reference/run.sh runs two jobs side by side with OMP_NUM_THREADS=1 each.
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert default_threads(1) == 1
+    monkeypatch.setenv("OMP_NUM_THREADS", "6")
+    assert default_threads(1) == 6 and default_threads(2) == 3 and default_threads(12) == 1
+
+
 @pytest.mark.parametrize("changes, message", [
     ({"workers": 0}, "--workers must be a positive integer"),
     ({"threads": 0}, "--threads must be a positive integer"),
