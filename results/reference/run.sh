@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Regenerates the checked-in reference runs: `run.sh` does everything; `run.sh vit`, `nb201`,
-# `searches` and `stability` one group each, so two cores can run groups side by side; and
+# `native` (the ViT headline columns at 224 px), `searches` and `stability` one group each, so
+# two cores can run groups side by side; and
 # `run.sh headline` the tables of headline.md, autoprox-columns.md, partial-*.md (and of the
 # README) and the report (report/report.md) from the runs.
 # Resumable: every score goes into results/reference/cache.sqlite as it is computed, so
@@ -21,6 +22,10 @@ OUT=results/reference
 COMMON=(--seed 0 --batch-size 32 --inputs pink --cache "$OUT/cache.sqlite")
 ALL="all,ensemble:ntk+dss+params"
 HEADLINE="ntk,ntk_trace,vintk,params,flops,synflow"
+# Every proxy but the ViNTK family (~25 s per architecture and variant on NB201's per-sample path,
+# ~45 s on AutoFormer-T at 224 px): what `nb201` computes first and `native` at 224 px.
+NO_VINTK="dss,fisher,flops,grad_norm,grasp,jacob_cov,l2_norm,meco,meco_tokens,naswot,ntk,ntk_trace"
+NO_VINTK+=",params,plain,snip,synflow,synflow_ln,zico,ensemble:ntk+dss+params"
 
 run() {  # run PROXIES NAME BENCHMARK TARGET [options...]
     local proxies=$1 name=$2 benchmark=$3 target=$4; shift 4
@@ -57,19 +62,25 @@ nb201() {  # NB201 CIFAR-10, a seeded 200. The NTK takes TE-NAS's per-sample pat
     # (BatchNorm in train mode couples the samples): ~6 s per kernel, so the stages go from
     # cheap to dear and each writes the table of everything computed so far.
     local args=(nb201-cifar10 nb201-naslib cifar10_val_acc --n 200)
-    local cheap="dss,fisher,flops,grad_norm,grasp,jacob_cov,l2_norm,meco,meco_tokens,naswot,ntk"
-    cheap+=",ntk_trace,params,plain,snip,synflow,synflow_ln,zico,ensemble:ntk+dss+params"
     run "ntk,ntk_trace,params,flops,synflow" "${args[@]}"
-    run "$cheap" "${args[@]}"
-    run "$cheap,vintk" "${args[@]}"  # ~26 s per architecture
+    run "$NO_VINTK" "${args[@]}"
+    run "$NO_VINTK,vintk" "${args[@]}"  # ~40 s per architecture
     # The other ViNTK variants (~25 s each per architecture, vintk_mean ~13 s) one at a time, so
     # that every finished stage adds a whole column.
-    local variant computed="$cheap,vintk"
+    local variant computed="$NO_VINTK,vintk"
     for variant in vintk_mean vintk_hp vintk_s4 vintk_s0.5 vintk_s2; do
         computed+=",$variant"
         run "$computed" "${args[@]}"
     done
     run "$ALL" "${args[@]}"  # every registered proxy, so one added later is not left out
+}
+
+native() {  # the headline's ViT columns at the networks' native 224 px, every proxy but the ViNTK
+    # family (~35 s per architecture on one core, grasp's Hessian-vector product 20 s of it) and
+    # ntk_trace (the resolution study cached the 224 px ntk without it: another kernel, 32 s each)
+    local proxies=${NO_VINTK/,ntk_trace/}
+    run "$proxies" autoprox-t-c100_base-224px autoprox-autoformer c100_base_acc --img-size 224
+    run "$proxies" pit-t-c100_base-224px      autoprox-pit        c100_base_acc --img-size 224
 }
 
 searches() {  # issue 12's search summary: ntk, vintk and params, budget 50, 10 seeds, both strategies
@@ -97,11 +108,18 @@ headline() {  # the README's headline table, from the runs' correlations
         "$OUT"/micro-fmnist --proxies ntk,vintk,params,flops \
         --difference vintk-ntk --difference ntk-params --difference vintk-params \
         --markdown "$OUT/headline.md"
+    # The same columns at 64 and 224 px (`run.sh native`; a 224 px run not computed yet is left out).
+    local run native=()
+    for run in autoprox-t-c100_base{,-224px} pit-t-c100_base{,-224px}; do
+        if [ -d "$OUT/$run" ]; then native+=("$OUT/$run"); fi
+    done
+    "$BENCH" compare "${native[@]}" --proxies "${NO_VINTK/,ntk_trace/}" \
+        --markdown "$OUT/headline-224px.md"
     "$BENCH" compare "$OUT"/autoprox-t-* "$OUT"/pit-t-* --proxies ntk,vintk,params,synflow,synflow_ln,zico,dss \
         --markdown "$OUT/autoprox-columns.md"
     # What model size does not explain: partial τ given params (and given FLOPs) on every run
     # written by this code (a run still waiting for `run.sh vit` to recompute it is named).
-    local measure run runs=()
+    local measure runs=()
     for run in "$OUT"/nb201-cifar10 "$OUT"/micro-fmnist "$OUT"/autoprox-t-* "$OUT"/pit-t-*; do
         if head -1 "$run/correlations.csv" | grep -q partial_params; then
             runs+=("$run")
@@ -120,9 +138,10 @@ headline() {  # the README's headline table, from the runs' correlations
 case "${1:-all}" in
     vit) vit ;;
     nb201) nb201 ;;
+    native) native ;;
     searches) searches ;;
     stability) stability ;;
     headline) headline ;;
-    all) vit; nb201; searches; stability; headline ;;
-    *) echo "usage: $0 [vit|nb201|searches|stability|headline|all]" >&2; exit 2 ;;
+    all) vit; nb201; native; searches; stability; headline ;;
+    *) echo "usage: $0 [vit|nb201|native|searches|stability|headline|all]" >&2; exit 2 ;;
 esac
