@@ -1,7 +1,11 @@
-"""A tiny search space and call-counting proxies, registered for the runner and CLI tests."""
+"""A tiny search space and call-counting proxies, registered for the runner and CLI tests; the
+micro-fmnist run and the cache readers that the parallel-execution tests share."""
 
 import random
+import sqlite3
+from pathlib import Path
 
+import pandas as pd
 import pytest
 from torch import nn
 
@@ -116,3 +120,37 @@ def fashion_mnist_dir(tmp_path):
         write_idx(tmp_path / FILES[(split, "images")], images)
         write_idx(tmp_path / FILES[(split, "labels")], labels)
     return tmp_path
+
+
+# A run of the parallel-execution tests (workers, Ray): cheap proxies, gradient ones and a float64
+# kernel on 12 micro networks, seconds in all.
+PARALLEL_PROXIES = ["params", "l2_norm", "grad_norm", "synflow", "ntk"]
+PARALLEL_N = 12
+COMPARED = ["arch_id", "proxy", "score", "error", "note"]  # `seconds` differs run to run
+
+
+def parallel_run_options(tmp_path, name: str, **changes) -> dict:
+    """`run(**...)` options of that run, writing tmp_path/name and caching in tmp_path/name.sqlite."""
+    return {"benchmark": "micro-fmnist", "n": PARALLEL_N, "proxies": PARALLEL_PROXIES,
+            "batch_size": 8, "seed": 0, "device": "cpu", "threads": 1, "out": str(tmp_path / name),
+            "cache": str(tmp_path / f"{name}.sqlite"), **changes}
+
+
+def scores_text(out: Path) -> str:
+    """The run's scores.csv, cell for cell as written, without the seconds."""
+    table = pd.read_csv(out / "scores.csv", dtype=str, keep_default_na=False)
+    return table[COMPARED].to_csv(index=False)
+
+
+def cached_rows(path: Path, *, live: bool = False) -> int:
+    """Rows in a score cache, 0 where the file does not exist; with `live` (a run is writing it),
+    0 also where it cannot be read at this instant, instead of an error."""
+    if not Path(path).exists():
+        return 0
+    try:
+        with sqlite3.connect(path, timeout=1) as db:
+            return db.execute("SELECT COUNT(*) FROM scores").fetchone()[0]
+    except sqlite3.Error:
+        if live:
+            return 0
+        raise

@@ -3,12 +3,13 @@ scores of an uninterrupted run, each (architecture, proxy) once."""
 
 import random
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
 
 import pandas as pd
+
+from tests.bench.conftest import cached_rows
 
 RUN = ["run", "--benchmark", "micro-fmnist", "--n", "40", "--proxies", "params,flops,l2_norm,grad_norm",
        "--batch-size", "8", "--seed", "0", "--device", "cpu"]
@@ -21,20 +22,12 @@ def bench(args: list[str]) -> subprocess.Popen:
                             env={"OMP_NUM_THREADS": "1", "PATH": ""})
 
 
-def cached_rows(path) -> int:
-    try:
-        with sqlite3.connect(path, timeout=1) as db:
-            return db.execute("SELECT COUNT(*) FROM scores").fetchone()[0]
-    except sqlite3.Error:
-        return 0  # not created yet, or being written
-
-
 def kill_when_cached(args: list[str], cache, rows: int) -> None:
     """Start the run and SIGKILL it once the cache holds `rows` scores (or when it ends)."""
     process = bench(args)
     deadline = time.monotonic() + 120
     while process.poll() is None and time.monotonic() < deadline:
-        if cached_rows(cache) >= rows:
+        if cached_rows(cache, live=True) >= rows:
             process.send_signal(signal.SIGKILL)
             break
         time.sleep(0.01)

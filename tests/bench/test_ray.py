@@ -4,22 +4,20 @@ once). Skipped where Ray is not installed (`pip install '.[ray]'`)."""
 
 import os
 import signal
-import sqlite3
 import threading
 import time
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
 from bench.executors import RETRIES, Job, RayTasks
 from bench.runner import RunConfig, prepare, run
+from tests.bench.conftest import PARALLEL_N as N
+from tests.bench.conftest import cached_rows, scores_text
+from tests.bench.conftest import parallel_run_options as options
 
 ray = pytest.importorskip("ray")
 
-PROXIES = ["params", "l2_norm", "grad_norm", "synflow", "ntk"]
-N = 12
-COMPARED = ["arch_id", "proxy", "score", "error", "note"]  # `seconds` differs run to run
 
 
 @pytest.fixture(scope="module")
@@ -28,26 +26,6 @@ def local_ray():
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
     yield
     ray.shutdown()
-
-
-def options(tmp_path, name: str, **changes) -> dict:
-    return {"benchmark": "micro-fmnist", "n": N, "proxies": PROXIES, "batch_size": 8, "seed": 0,
-            "device": "cpu", "threads": 1, "out": str(tmp_path / name),
-            "cache": str(tmp_path / f"{name}.sqlite"), **changes}
-
-
-def scores_text(out: Path) -> str:
-    """The run's scores.csv, cell for cell as written, without the seconds."""
-    table = pd.read_csv(out / "scores.csv", dtype=str, keep_default_na=False)
-    return table[COMPARED].to_csv(index=False)
-
-
-def cached_rows(path) -> int:
-    try:
-        with sqlite3.connect(path, timeout=1) as db:
-            return db.execute("SELECT COUNT(*) FROM scores").fetchone()[0]
-    except sqlite3.Error:
-        return 0
 
 
 def ray_task_workers() -> list[int]:
@@ -79,7 +57,7 @@ def test_a_ray_worker_killed_mid_run_loses_nothing(tmp_path, local_ray):
         deadline = time.monotonic() + 120
         while not killed and time.monotonic() < deadline:
             workers = ray_task_workers()
-            if workers and cached_rows(cache) >= 10:
+            if workers and cached_rows(cache, live=True) >= 10:
                 os.kill(workers[0], signal.SIGKILL)
                 killed.append(workers[0])
             time.sleep(0.005)

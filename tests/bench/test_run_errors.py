@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from bench.cli import main
 from bench.runner import RunConfig, run_benchmark
 from proxies.base import PROXIES, Needs, Proxy, register
+from tests.bench.conftest import cached_rows
 
 
 def invoke(*args):
@@ -22,13 +23,6 @@ def assert_refused(result, message: str) -> None:
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:"), result.output
     assert message in lines[0], lines[0]
-
-
-def cached_rows(path) -> int:
-    if not path.exists():
-        return 0
-    with sqlite3.connect(path) as db:
-        return db.execute("SELECT COUNT(*) FROM scores").fetchone()[0]
 
 
 @pytest.mark.parametrize("args, message", [

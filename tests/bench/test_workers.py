@@ -14,7 +14,6 @@ import threading
 import time
 from pathlib import Path
 
-import pandas as pd
 import pytest
 import torch
 from rich.console import Console
@@ -32,28 +31,15 @@ from bench.runner import (
 )
 from spaces.base import get_space
 from spaces.errors import BenchError
+from tests.bench.conftest import PARALLEL_N as N
+from tests.bench.conftest import PARALLEL_PROXIES, cached_rows, scores_text
+from tests.bench.conftest import parallel_run_options as options
 
-# Cheap proxies, gradient ones and a float64 kernel on micro networks: seconds in all.
-PROXIES = "params,l2_norm,grad_norm,synflow,ntk"
-N = 12
-RUN = ["run", "--benchmark", "micro-fmnist", "--n", str(N), "--proxies", PROXIES,
+RUN = ["run", "--benchmark", "micro-fmnist", "--n", str(N), "--proxies", ",".join(PARALLEL_PROXIES),
        "--batch-size", "8", "--seed", "0", "--device", "cpu", "--threads", "1"]
-COMPARED = ["arch_id", "proxy", "score", "error", "note"]  # `seconds` differs run to run
 
 needs_proc = pytest.mark.skipif(not list(Path("/proc/self/task").glob("*/children")),
                                 reason="finding worker processes reads /proc (Linux)")
-
-
-def options(tmp_path, name: str, **changes) -> dict:
-    return {"benchmark": "micro-fmnist", "n": N, "proxies": PROXIES.split(","), "batch_size": 8,
-            "seed": 0, "device": "cpu", "threads": 1, "out": str(tmp_path / name),
-            "cache": str(tmp_path / f"{name}.sqlite"), **changes}
-
-
-def scores_text(out: Path) -> str:
-    """The run's scores.csv, cell for cell as written, without the seconds."""
-    table = pd.read_csv(out / "scores.csv", dtype=str, keep_default_na=False)
-    return table[COMPARED].to_csv(index=False)
 
 
 @pytest.fixture(scope="module")
@@ -61,16 +47,8 @@ def one_process(tmp_path_factory) -> str:
     """The run's scores computed in this process, one thread, on a fresh cache."""
     where = tmp_path_factory.mktemp("one")
     scores = run(**options(where, "one")).scores
-    assert len(scores) == N * len(PROXIES.split(",")) and scores["error"].isna().all()
+    assert len(scores) == N * len(PARALLEL_PROXIES) and scores["error"].isna().all()
     return scores_text(where / "one")
-
-
-def cached_rows(path) -> int:
-    try:
-        with sqlite3.connect(path, timeout=1) as db:
-            return db.execute("SELECT COUNT(*) FROM scores").fetchone()[0]
-    except sqlite3.Error:
-        return 0  # not created yet, or being written
 
 
 def cache_content(path) -> set[tuple]:
@@ -118,7 +96,7 @@ def test_a_worker_killed_mid_run_is_replaced_and_its_architecture_scored_once(tm
         deadline = time.monotonic() + 60
         while not killed and time.monotonic() < deadline:
             workers = spawned_workers(os.getpid())
-            if workers and cached_rows(cache) >= 10:
+            if workers and cached_rows(cache, live=True) >= 10:
                 os.kill(workers[0], signal.SIGKILL)
                 killed.append(workers[0])
             time.sleep(0.005)
@@ -165,13 +143,13 @@ def test_parent_killed_mid_run_loses_no_cached_score_its_workers_exit_and_a_reru
         tmp_path, one_process):
     cache = tmp_path / "resumed.sqlite"
     args = [*RUN, "--workers", "2", "--cache", str(cache), "--out", str(tmp_path / "killed")]
-    total = N * len(PROXIES.split(","))  # the N FLOP counts come after the scores
+    total = N * len(PARALLEL_PROXIES)  # the N FLOP counts come after the scores
     parent = subprocess.Popen([sys.executable, "-c", "from bench.cli import main; main()", *args],
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline, workers = time.monotonic() + 120, []
     while parent.poll() is None and time.monotonic() < deadline:
         workers = spawned_workers(parent.pid) or workers
-        if cached_rows(cache) >= total // 3:
+        if cached_rows(cache, live=True) >= total // 3:
             parent.send_signal(signal.SIGKILL)
             break
         time.sleep(0.005)
