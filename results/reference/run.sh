@@ -26,6 +26,9 @@ HEADLINE="ntk,ntk_trace,vintk,params,flops,synflow"
 # ~45 s on AutoFormer-T at 224 px): what `nb201` computes first and `native` at 224 px.
 NO_VINTK="dss,fisher,flops,grad_norm,grasp,jacob_cov,l2_norm,meco,meco_tokens,naswot,ntk,ntk_trace"
 NO_VINTK+=",params,plain,snip,synflow,synflow_ln,zico,ensemble:ntk+dss+params"
+# `native`'s proxies: ntk_trace left out too (the resolution study cached the 224 px ntk without it:
+# another kernel, 32 s each).
+NATIVE=${NO_VINTK/,ntk_trace/}
 
 run() {  # run PROXIES NAME BENCHMARK TARGET [options...]
     local proxies=$1 name=$2 benchmark=$3 target=$4; shift 4
@@ -77,10 +80,9 @@ nb201() {  # NB201 CIFAR-10, a seeded 200. The NTK takes TE-NAS's per-sample pat
 
 native() {  # the headline's ViT columns at the networks' native 224 px, every proxy but the ViNTK
     # family (~35 s per architecture on one core, grasp's Hessian-vector product 20 s of it) and
-    # ntk_trace (the resolution study cached the 224 px ntk without it: another kernel, 32 s each)
-    local proxies=${NO_VINTK/,ntk_trace/}
-    run "$proxies" autoprox-t-c100_base-224px autoprox-autoformer c100_base_acc --img-size 224
-    run "$proxies" pit-t-c100_base-224px      autoprox-pit        c100_base_acc --img-size 224
+    # ntk_trace (see NATIVE)
+    run "$NATIVE" autoprox-t-c100_base-224px autoprox-autoformer c100_base_acc --img-size 224
+    run "$NATIVE" pit-t-c100_base-224px      autoprox-pit        c100_base_acc --img-size 224
 }
 
 searches() {  # issue 12's search summary: ntk, vintk and params, budget 50, 10 seeds, both strategies
@@ -113,7 +115,7 @@ headline() {  # the README's headline table, from the runs' correlations
     for run in autoprox-t-c100_base{,-224px} pit-t-c100_base{,-224px}; do
         if [ -d "$OUT/$run" ]; then native+=("$OUT/$run"); fi
     done
-    "$BENCH" compare "${native[@]}" --proxies "${NO_VINTK/,ntk_trace/}" \
+    "$BENCH" compare "${native[@]}" --proxies "$NATIVE" \
         --markdown "$OUT/headline-224px.md"
     "$BENCH" compare "$OUT"/autoprox-t-* "$OUT"/pit-t-* --proxies ntk,vintk,params,synflow,synflow_ln,zico,dss \
         --markdown "$OUT/autoprox-columns.md"

@@ -19,7 +19,6 @@ from tests.bench.conftest import parallel_run_options as options
 ray = pytest.importorskip("ray")
 
 
-
 @pytest.fixture(scope="module")
 def local_ray():
     """A local Ray instance with two CPUs, shared by the tests of this module."""
