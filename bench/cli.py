@@ -49,7 +49,8 @@ def split_names(text: str) -> list[str]:
 @main.command()
 @click.option("--proxies", "proxy_list", default=None,
               help="Comma-separated proxy names (see `bench proxies`), default ntk,vintk; "
-                   "`all` is every registered proxy; ensemble:a+b+c aggregates the ranks of a, b, c.")
+                   "`all` is every registered proxy, -name leaves one out (all,-grasp); "
+                   "ensemble:a+b+c aggregates the ranks of a, b, c.")
 @click.option("--space", default=None, help="Search space to sample from (see `bench spaces`).")
 @click.option("--benchmark", default=None, help="Benchmark whose architectures and accuracies to use.")
 @click.option("--target", default=None, help="Ground-truth column of the benchmark.")
@@ -230,7 +231,7 @@ main.add_command(stability)
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Seed of the architecture, weights and batch.")
 @click.option("--proxies", "proxy_list", default="",
-              help="Comma-separated proxies to time (default: every registered one).")
+              help="Comma-separated proxies to time (default: all; -name leaves one out).")
 @click.option("--repeats", type=int, default=3, show_default=True)
 @click.option("--naive-repeats", type=int, default=1, show_default=True,
               help="Repeats of the naive NTK, which costs one backward per sample (0 skips it).")

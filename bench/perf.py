@@ -46,8 +46,8 @@ from torch import nn
 
 from bench.device import device_settings
 from bench.inputs import make_batch
-from bench.runner import KERNEL_DTYPES, build_model, pick_device
-from proxies.base import Batch, all_proxy_names, get_proxy
+from bench.runner import KERNEL_DTYPES, build_model, expand_all, pick_device
+from proxies.base import Batch, get_proxy
 from proxies.ntk_kernel import ntk_kernel
 from spaces.base import canonical_json, get_space
 from spaces.errors import BenchError, describe_error
@@ -115,7 +115,7 @@ def measure_perf(config: PerfConfig, console: Console | None = None) -> tuple[pd
                          f"{describe_error(model)}")
     batch = make_batch(INPUT_KIND, config.batch_size, img_size, space.in_chans,
                        space.num_classes, config.seed).to(device)
-    names = list(config.proxies) or all_proxy_names()
+    names = expand_all(config.proxies or ("all",))
     dtype = KERNEL_DTYPES[config.kernel_dtype]
     proxies = {name: get_proxy(name, dtype) for name in names}
     meter = PeakMemory(device)

@@ -35,7 +35,7 @@ from bench.report import prepare_out_dir, write_run
 from bench.threads import torch_threads
 from proxies.base import Batch, Proxy, all_proxy_names, get_proxy, shared_work
 from spaces.base import Arch, SearchSpace, arch_id, canonical_json, get_space
-from spaces.errors import BenchError, describe_error
+from spaces.errors import BenchError, describe_error, unknown_name
 
 RESULTS_DIR = Path("results")
 
@@ -160,13 +160,19 @@ class RunConfig:
 
 
 def expand_all(names) -> tuple[str, ...]:
-    """The proxy names with `all` replaced by every registered proxy, so that a saved
-    configuration names exactly what was computed."""
+    """The proxy names with `all` replaced by every registered proxy and each `-name` taken out
+    of the rest (`all,-grasp`), so that a saved configuration names exactly what was computed."""
     expanded: list[str] = []
-    for name in names:
+    for name in (name for name in names if not name.startswith("-")):
         for item in (all_proxy_names() if name == "all" else [name]):
             if item not in expanded:
                 expanded.append(item)
+    for name in (name[1:] for name in names if name.startswith("-")):
+        if not expanded:
+            raise BenchError(f"-{name} leaves a proxy out, but the list names none to leave out of")
+        if name not in expanded:
+            raise unknown_name("proxy to leave out", name, expanded)
+        expanded.remove(name)
     return tuple(expanded)
 
 

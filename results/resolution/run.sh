@@ -18,16 +18,13 @@ run() {  # run PROXIES SIZE INPUTS
         --cache results/reference/cache.sqlite --out "$OUT/$2px-$3"
 }
 
-compute() {
+compute() {  # per input kind: the cheap proxies (seconds), then ntk (32 s at 224 px), then vintk (45 s)
     local size inputs
     for inputs in pink gaussian; do
         for size in $SIZES; do run "$CHEAP" "$size" "$inputs"; done
+        for size in $SIZES; do run "$CHEAP,ntk" "$size" "$inputs"; done
+        for size in $SIZES; do run "$CHEAP,ntk,vintk" "$size" "$inputs"; done
     done
-    for size in 32 64 112; do run "$CHEAP,ntk" "$size" pink; done
-    for size in 32 64 112; do run "$CHEAP,ntk,vintk" "$size" pink; done
-    run "$CHEAP,ntk" 224 pink
-    run "$CHEAP,ntk,vintk" 224 pink
-    for size in $SIZES; do run "$CHEAP,ntk,vintk" "$size" gaussian; done
 }
 
 table() {

@@ -155,3 +155,20 @@ def test_all_expands_to_every_registered_proxy_once(tmp_path):
     cfg = config(tmp_path, proxies=("params", "all", "ensemble:ntk+params"))
     assert cfg.proxies[0] == "params" and cfg.proxies[-1] == "ensemble:ntk+params"
     assert sorted(cfg.proxies[:-1]) == all_proxy_names()
+
+
+def test_a_minus_name_leaves_that_proxy_out_wherever_it_stands(tmp_path):
+    from proxies.base import all_proxy_names
+
+    cfg = config(tmp_path, proxies=("-grasp", "all", "-vintk_s4"))
+    assert sorted(cfg.proxies) == sorted(set(all_proxy_names()) - {"grasp", "vintk_s4"})
+    assert config(tmp_path, proxies=("ntk", "params", "-ntk")).proxies == ("params",)
+
+
+def test_leaving_out_a_proxy_the_list_does_not_hold_suggests_the_close_ones(tmp_path):
+    with pytest.raises(BenchError, match="unknown proxy to leave out 'grsap'; did you mean grasp"):
+        config(tmp_path, proxies=("all", "-grsap"))
+    with pytest.raises(BenchError, match="no proxies given"):
+        config(tmp_path, proxies=("ntk", "-ntk"))
+    with pytest.raises(BenchError, match="-ntk leaves a proxy out, but the list names none"):
+        config(tmp_path, proxies=("-ntk",))
