@@ -33,6 +33,7 @@ NATIVE=${NO_VINTK/,ntk_trace/}
 # `nb201`'s last stage: every proxy but four ViNTK variants (the variant ablation is measured on
 # the ViT columns, where ViNTK's claim lies; `run.sh nb201-variants` adds them).
 NB201_ALL="$ALL,-vintk_hp,-vintk_s4,-vintk_s0.5,-vintk_s2"
+NB201=(nb201-cifar10 nb201-naslib cifar10_val_acc --n 200)  # the NB201 run: a seeded 200
 
 run() {  # run PROXIES NAME BENCHMARK TARGET [options...]
     local proxies=$1 name=$2 benchmark=$3 target=$4; shift 4
@@ -68,17 +69,16 @@ vit() {  # Auto-Prox's AutoFormer-T and PiT sets, every accuracy column; the mai
 nb201() {  # NB201 CIFAR-10, a seeded 200. The NTK takes TE-NAS's per-sample path there
     # (BatchNorm in train mode couples the samples): ~6 s per kernel, so the stages go from
     # cheap to dear and each writes the table of everything computed so far.
-    local args=(nb201-cifar10 nb201-naslib cifar10_val_acc --n 200)
-    run "ntk,ntk_trace,params,flops,synflow" "${args[@]}"
-    run "$NO_VINTK" "${args[@]}"
-    run "$NO_VINTK,vintk" "${args[@]}"  # ~46 s per architecture on one core
-    run "$NO_VINTK,vintk,vintk_mean" "${args[@]}"  # ~23 s more (Θ(X) and Θ(H(X)) apart)
-    run "$NB201_ALL" "${args[@]}"  # so that a proxy registered later is not left out
+    run "ntk,ntk_trace,params,flops,synflow" "${NB201[@]}"
+    run "$NO_VINTK" "${NB201[@]}"
+    run "$NO_VINTK,vintk" "${NB201[@]}"  # ~46 s per architecture on one core
+    run "$NO_VINTK,vintk,vintk_mean" "${NB201[@]}"  # ~28 s more (Θ(X) and Θ(H(X)) apart)
+    run "$NB201_ALL" "${NB201[@]}"  # so that a proxy registered later is not left out
 }
 
 nb201_variants() {  # the four ViNTK variants `nb201` leaves out: ~46 s per architecture and
     # variant on one core (10 h for the four; minutes on a GPU)
-    run "$ALL" nb201-cifar10 nb201-naslib cifar10_val_acc --n 200
+    run "$ALL" "${NB201[@]}"
 }
 
 native() {  # the headline's ViT columns at the networks' native 224 px, every proxy but the ViNTK
